@@ -1,0 +1,347 @@
+// Package config loads, validates and writes drym's TOML settings file
+// (/etc/drym/drym.toml by default, or $DRYM_CONFIG).
+//
+// Loading is strict: an unknown key is an error naming the key and its line,
+// because a misspelt "exclude" that is silently ignored backs up what the
+// admin meant to leave out, or worse, the other way round.
+package config
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+
+	"github.com/BurntSushi/toml"
+)
+
+// Defaults of the file contract (DESIGN §3).
+const (
+	DefaultPath     = "/etc/drym/drym.toml"
+	DefaultStateDir = "/var/lib/drym"
+	DefaultKeyFile  = "/etc/drym/host-key.asc"
+	EnvConfig       = "DRYM_CONFIG"
+)
+
+// Remote is where objects go: a backup destination or an escrow location.
+type Remote struct {
+	// URL is dir:///path, a bare absolute path, or s3://bucket/prefix.
+	URL       string `toml:"url"`
+	Endpoint  string `toml:"endpoint,omitempty"`
+	Region    string `toml:"region,omitempty"`
+	PathStyle bool   `toml:"path_style,omitempty"`
+	// Profile names the AWS shared-config profile used to write (put-only).
+	Profile string `toml:"profile,omitempty"`
+	// ReadProfile names the profile used to read and list (test-restore,
+	// restore, list, checks); empty means the SDK default chain.
+	ReadProfile string `toml:"read_profile,omitempty"`
+}
+
+// Escrow is the [escrow] table.
+type Escrow struct {
+	Remote
+	// Recipients are public key files of the team: when set, the secret key
+	// member is encrypted to them instead of stored bare.
+	Recipients []string `toml:"recipients,omitempty"`
+}
+
+// Metrics is the [metrics] table.
+type Metrics struct {
+	// Textfile is a node_exporter textfile collector file to write after
+	// every job.
+	Textfile string `toml:"textfile,omitempty"`
+}
+
+// Config is drym.toml.
+type Config struct {
+	Host        string   `toml:"host"`
+	Sources     []string `toml:"sources"`
+	Exclude     []string `toml:"exclude"`
+	StateDir    string   `toml:"state_dir"`
+	KeyFile     string   `toml:"key_file"`
+	Recipients  []string `toml:"recipients"`
+	Destination Remote   `toml:"destination"`
+	Escrow      Escrow   `toml:"escrow"`
+	Metrics     Metrics  `toml:"metrics"`
+
+	// Path is the file this was loaded from (not stored).
+	Path string `toml:"-"`
+}
+
+// Error is a problem with the settings file. The runner exits 2 on it.
+type Error struct {
+	Path string
+	Line int // 0 when unknown
+	Msg  string
+}
+
+func (e *Error) Error() string {
+	if e.Line > 0 {
+		return fmt.Sprintf("%s:%d: %s", e.Path, e.Line, e.Msg)
+	}
+	return fmt.Sprintf("%s: %s", e.Path, e.Msg)
+}
+
+// PathFromEnv returns the config path: flag value, else $DRYM_CONFIG, else
+// the default.
+func PathFromEnv(flag string) string {
+	if flag != "" {
+		return flag
+	}
+	if v := os.Getenv(EnvConfig); v != "" {
+		return v
+	}
+	return DefaultPath
+}
+
+// Load reads and validates the settings file at path.
+func Load(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, &Error{Path: path, Msg: "no settings file (run backup_runner init)"}
+		}
+		return nil, &Error{Path: path, Msg: err.Error()}
+	}
+	c, err := Parse(path, data)
+	if err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// Parse decodes and validates settings from data; path is for messages.
+func Parse(path string, data []byte) (*Config, error) {
+	var c Config
+	md, err := toml.Decode(string(data), &c)
+	if err != nil {
+		var pe toml.ParseError
+		if errors.As(err, &pe) {
+			return nil, &Error{Path: path, Line: pe.Position.Line, Msg: pe.Message}
+		}
+		return nil, &Error{Path: path, Msg: err.Error()}
+	}
+	if und := md.Undecoded(); len(und) > 0 {
+		key := und[0]
+		msg := fmt.Sprintf("unknown key %q", key.String())
+		if credentialKey.MatchString(key[len(key)-1]) {
+			msg += " (drym never stores credentials: use the AWS credential chain — environment, ~/.aws/credentials with profile/read_profile, or an instance role)"
+		}
+		return nil, &Error{Path: path, Line: lineOf(data, key), Msg: msg}
+	}
+	c.Path = path
+	c.ApplyDefaults()
+	if err := c.Validate(); err != nil {
+		var ce *Error
+		if errors.As(err, &ce) {
+			ce.Path = path
+			if ce.Line == 0 {
+				ce.Line = lineOfField(data, ce.Msg)
+			}
+		}
+		return nil, err
+	}
+	return &c, nil
+}
+
+var credentialKey = regexp.MustCompile(`(?i)(access|secret|token|password|credential)`)
+
+// lineOf finds the line where key was set: toml reports undecoded keys without
+// positions, so search for the table header and then the key.
+func lineOf(data []byte, key toml.Key) int {
+	table := ""
+	if len(key) > 1 {
+		table = strings.Join(key[:len(key)-1], ".")
+	}
+	last := key[len(key)-1]
+	cur := ""
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	for n := 1; sc.Scan(); n++ {
+		line := strings.TrimSpace(sc.Text())
+		if strings.HasPrefix(line, "[") {
+			cur = strings.Trim(line, "[] ")
+			if cur == table && len(key) > 1 && strings.Trim(line, "[] ") == strings.Join(key, ".") {
+				return n
+			}
+			continue
+		}
+		if cur != table {
+			continue
+		}
+		k, _, ok := strings.Cut(line, "=")
+		if ok && strings.Trim(strings.TrimSpace(k), `"'`) == last {
+			return n
+		}
+	}
+	return 0
+}
+
+// lineOfField finds the line of the key a validation message starts with.
+func lineOfField(data []byte, msg string) int {
+	field, _, ok := strings.Cut(msg, ":")
+	if !ok || strings.ContainsAny(field, " ") {
+		return 0
+	}
+	parts := strings.Split(field, ".")
+	return lineOf(data, toml.Key(parts))
+}
+
+// ApplyDefaults fills empty fields with the documented defaults.
+func (c *Config) ApplyDefaults() {
+	if c.Host == "" {
+		c.Host, _ = os.Hostname()
+	}
+	if c.StateDir == "" {
+		c.StateDir = DefaultStateDir
+	}
+	if c.KeyFile == "" {
+		c.KeyFile = DefaultKeyFile
+	}
+}
+
+var hostRe = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,252}$`)
+
+// Validate checks the settings for what would fail later, with the key name
+// first so Parse can point at the line.
+func (c *Config) Validate() error {
+	bad := func(format string, a ...any) error { return &Error{Msg: fmt.Sprintf(format, a...)} }
+	if !hostRe.MatchString(c.Host) {
+		return bad("host: %q is not a usable host name (letters, digits, '.', '_', '-')", c.Host)
+	}
+	if len(c.Sources) == 0 {
+		return bad("sources: no sources to back up (add sources = [\"/etc\", …])")
+	}
+	for _, s := range c.Sources {
+		if !filepath.IsAbs(s) {
+			return bad("sources: %q is not an absolute path", s)
+		}
+	}
+	for _, g := range c.Exclude {
+		if _, err := filepath.Match(g, "x"); err != nil {
+			return bad("exclude: bad glob %q: %v", g, err)
+		}
+	}
+	if !filepath.IsAbs(c.StateDir) {
+		return bad("state_dir: %q is not an absolute path", c.StateDir)
+	}
+	if !filepath.IsAbs(c.KeyFile) {
+		return bad("key_file: %q is not an absolute path", c.KeyFile)
+	}
+	for _, r := range c.Recipients {
+		if !filepath.IsAbs(r) {
+			return bad("recipients: %q is not an absolute path", r)
+		}
+	}
+	if c.Destination.URL == "" {
+		return bad("destination.url: no destination (dir:///path or s3://bucket/prefix)")
+	}
+	if _, err := ParseURL(c.Destination.URL); err != nil {
+		return bad("destination.url: %v", err)
+	}
+	if c.Escrow.URL != "" {
+		if _, err := ParseURL(c.Escrow.URL); err != nil {
+			return bad("escrow.url: %v", err)
+		}
+	}
+	for _, r := range c.Escrow.Recipients {
+		if !filepath.IsAbs(r) {
+			return bad("escrow.recipients: %q is not an absolute path", r)
+		}
+	}
+	if c.Metrics.Textfile != "" && !filepath.IsAbs(c.Metrics.Textfile) {
+		return bad("metrics.textfile: %q is not an absolute path", c.Metrics.Textfile)
+	}
+	return nil
+}
+
+// Location is a parsed destination URL.
+type Location struct {
+	Scheme string // "dir" or "s3"
+	Path   string // dir: absolute directory
+	Bucket string // s3
+	Prefix string // s3: without leading or trailing slash; may be empty
+}
+
+func (l Location) String() string {
+	if l.Scheme == "dir" {
+		return "dir://" + l.Path
+	}
+	if l.Prefix == "" {
+		return "s3://" + l.Bucket
+	}
+	return "s3://" + l.Bucket + "/" + l.Prefix
+}
+
+// ParseURL parses dir:///path, a bare absolute path, or s3://bucket/prefix.
+func ParseURL(raw string) (Location, error) {
+	if strings.HasPrefix(raw, "/") {
+		return Location{Scheme: "dir", Path: filepath.Clean(raw)}, nil
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		return Location{}, fmt.Errorf("%q is not a URL: %v", raw, err)
+	}
+	if u.User != nil {
+		return Location{}, fmt.Errorf("%q embeds credentials: drym never stores them; use the AWS credential chain (environment, ~/.aws/credentials with a profile, or an instance role)", raw)
+	}
+	if u.RawQuery != "" || u.Fragment != "" {
+		return Location{}, fmt.Errorf("%q: query strings and fragments are not supported", raw)
+	}
+	switch u.Scheme {
+	case "dir", "file":
+		if u.Host != "" {
+			return Location{}, fmt.Errorf("%q: write dir:///absolute/path (three slashes)", raw)
+		}
+		if !filepath.IsAbs(u.Path) {
+			return Location{}, fmt.Errorf("%q: the path must be absolute", raw)
+		}
+		return Location{Scheme: "dir", Path: filepath.Clean(u.Path)}, nil
+	case "s3":
+		if !bucketRe.MatchString(u.Host) {
+			return Location{}, fmt.Errorf("%q: %q is not a valid bucket name", raw, u.Host)
+		}
+		prefix := strings.Trim(u.Path, "/")
+		if strings.Contains(prefix, "//") || strings.Contains("/"+prefix+"/", "/../") || strings.Contains("/"+prefix+"/", "/./") {
+			return Location{}, fmt.Errorf("%q: the prefix must not contain empty, '.' or '..' parts", raw)
+		}
+		return Location{Scheme: "s3", Bucket: u.Host, Prefix: prefix}, nil
+	case "":
+		return Location{}, fmt.Errorf("%q: want dir:///path, /path or s3://bucket/prefix", raw)
+	default:
+		return Location{}, fmt.Errorf("%q: unsupported scheme %q (want dir or s3)", raw, u.Scheme)
+	}
+}
+
+var bucketRe = regexp.MustCompile(`^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$`)
+
+// PublicKeyFile is where the public half of the host key lives: beside the
+// secret one, host-key.asc → host-key.pub.asc.
+func (c *Config) PublicKeyFile() string {
+	return PublicKeyPath(c.KeyFile)
+}
+
+// PublicKeyPath maps a secret key path to its public key path.
+func PublicKeyPath(secret string) string {
+	return strings.TrimSuffix(secret, ".asc") + ".pub.asc"
+}
+
+// StatusPath returns the path of a status file in the state directory.
+func (c *Config) StatusPath(name string) string {
+	return filepath.Join(c.StateDir, name)
+}
+
+// Encode renders the config as TOML, with a header saying what it is.
+func (c *Config) Encode() ([]byte, error) {
+	var buf bytes.Buffer
+	buf.WriteString("# drym settings: see `backup_runner --help` and the drym README.\n")
+	buf.WriteString("# Credentials never go here: drym uses the AWS credential chain.\n\n")
+	if err := toml.NewEncoder(&buf).Encode(c); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
