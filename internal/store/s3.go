@@ -1,0 +1,391 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awsconfig "github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+	"github.com/aws/smithy-go"
+	smithyhttp "github.com/aws/smithy-go/transport/http"
+
+	"github.com/drym-backup/drym/internal/config"
+)
+
+// S3 is a store in an S3 bucket under a key prefix.
+//
+// Uploads stream: a multipart upload with a small, fixed number of part
+// buffers in flight, so memory does not grow with the object. Every write
+// carries If-None-Match: * so an existing key is never replaced, and the
+// uploads need nothing but s3:PutObject (CreateMultipartUpload, UploadPart and
+// CompleteMultipartUpload are all authorised by it).
+type S3 struct {
+	client *s3.Client
+	bucket string
+	prefix string // "" or ends in "/"
+	url    string
+	// PartSize is the size of the first parts; see partSize.
+	PartSize int
+	// Concurrency is how many parts upload at once.
+	Concurrency int
+}
+
+// Upload tuning. 8 MiB parts with two in flight plus one filling keep the
+// upload's memory near 24 MiB; parts grow later so 10,000 parts still reach
+// hundreds of GB.
+const (
+	defaultPartSize    = 8 << 20
+	defaultConcurrency = 2
+	maxParts           = 10000
+)
+
+// NewS3 connects to the bucket of loc with the credentials for access.
+func NewS3(ctx context.Context, loc config.Location, remote config.Remote, sub string, access Access) (*S3, error) {
+	opts := []func(*awsconfig.LoadOptions) error{
+		// S3-compatible servers reject the SDK's default trailing CRC32
+		// checksums; send and check them only where the API requires.
+		awsconfig.WithRequestChecksumCalculation(aws.RequestChecksumCalculationWhenRequired),
+		awsconfig.WithResponseChecksumValidation(aws.ResponseChecksumValidationWhenRequired),
+		awsconfig.WithHTTPClient(httpClient()),
+		awsconfig.WithRetryMaxAttempts(3),
+	}
+	profile := remote.Profile
+	if access == Read {
+		profile = remote.ReadProfile
+	}
+	if profile != "" {
+		opts = append(opts, awsconfig.WithSharedConfigProfile(profile))
+	}
+	if remote.Region != "" {
+		opts = append(opts, awsconfig.WithRegion(remote.Region))
+	}
+	cfg, err := awsconfig.LoadDefaultConfig(ctx, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("cannot load AWS settings (profile %q): %w", profile, err)
+	}
+	if cfg.Region == "" {
+		cfg.Region = "us-east-1" // S3-compatible servers accept any; AWS redirects
+	}
+	client := s3.NewFromConfig(cfg, func(o *s3.Options) {
+		if remote.Endpoint != "" {
+			o.BaseEndpoint = aws.String(remote.Endpoint)
+		}
+		o.UsePathStyle = remote.PathStyle
+	})
+	prefix := loc.Prefix
+	if sub != "" {
+		if prefix != "" {
+			prefix += "/"
+		}
+		prefix += sub
+	}
+	if prefix != "" {
+		prefix += "/"
+	}
+	return &S3{
+		client: client, bucket: loc.Bucket, prefix: prefix,
+		url:      "s3://" + loc.Bucket + "/" + prefix,
+		PartSize: defaultPartSize, Concurrency: defaultConcurrency,
+	}, nil
+}
+
+// httpClient fails fast on an unreachable endpoint but lets a slow upload
+// take its time.
+func httpClient() *http.Client {
+	return &http.Client{Transport: &http.Transport{
+		Proxy:                 http.ProxyFromEnvironment,
+		DialContext:           (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		TLSHandshakeTimeout:   10 * time.Second,
+		ResponseHeaderTimeout: 2 * time.Minute,
+		MaxIdleConnsPerHost:   8,
+		IdleConnTimeout:       60 * time.Second,
+	}}
+}
+
+func (s *S3) String() string { return s.url }
+
+func (s *S3) key(name string) string { return s.prefix + name }
+
+// Put implements Store.
+func (s *S3) Put(ctx context.Context, name string, r io.Reader) (int64, error) {
+	if err := validName(name); err != nil {
+		return 0, err
+	}
+	key := s.key(name)
+	first := make([]byte, s.PartSize)
+	n, err := io.ReadFull(ctxReader{ctx, r}, first)
+	if err == io.EOF || err == io.ErrUnexpectedEOF {
+		// Small object: one PutObject.
+		_, err := s.client.PutObject(ctx, &s3.PutObjectInput{
+			Bucket: &s.bucket, Key: &key, Body: bytes.NewReader(first[:n]),
+			ContentLength: aws.Int64(int64(n)), IfNoneMatch: aws.String("*"),
+		})
+		if err != nil {
+			return 0, s.wrap("PutObject", key, err)
+		}
+		return int64(n), nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	return s.multipart(ctx, key, first, r)
+}
+
+type part struct {
+	num  int32
+	data []byte
+}
+
+func (s *S3) multipart(ctx context.Context, key string, first []byte, r io.Reader) (total int64, err error) {
+	up, err := s.client.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{Bucket: &s.bucket, Key: &key})
+	if err != nil {
+		return 0, s.wrap("CreateMultipartUpload", key, err)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	defer func() {
+		if err != nil {
+			// Best effort: put-only credentials may not allow the abort; the
+			// bucket's lifecycle rule removes the parts after 7 days. Either
+			// way no object is visible under key.
+			actx, acancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+			defer acancel()
+			_, _ = s.client.AbortMultipartUpload(actx, &s3.AbortMultipartUploadInput{Bucket: &s.bucket, Key: &key, UploadId: up.UploadId})
+		}
+	}()
+
+	conc := max(s.Concurrency, 1)
+	// Buffers are recycled through free: conc uploading plus one filling is
+	// all the memory an upload ever holds.
+	free := make(chan []byte, conc+1)
+	parts := make(chan part)
+	var (
+		mu        sync.Mutex
+		completed []types.CompletedPart
+		firstErr  error
+		wg        sync.WaitGroup
+	)
+	fail := func(e error) {
+		mu.Lock()
+		if firstErr == nil {
+			firstErr = e
+			cancel()
+		}
+		mu.Unlock()
+	}
+	for range conc {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for p := range parts {
+				out, err := s.client.UploadPart(ctx, &s3.UploadPartInput{
+					Bucket: &s.bucket, Key: &key, UploadId: up.UploadId, PartNumber: aws.Int32(p.num),
+					Body: bytes.NewReader(p.data), ContentLength: aws.Int64(int64(len(p.data))),
+				})
+				if err != nil {
+					fail(s.wrap(fmt.Sprintf("UploadPart %d", p.num), key, err))
+				} else {
+					mu.Lock()
+					completed = append(completed, types.CompletedPart{ETag: out.ETag, PartNumber: aws.Int32(p.num)})
+					mu.Unlock()
+				}
+				free <- p.data[:cap(p.data)]
+			}
+		}()
+	}
+
+	buf := first
+	var num int32 = 1
+	var readErr error
+	for {
+		total += int64(len(buf))
+		select {
+		case parts <- part{num: num, data: buf}:
+		case <-ctx.Done():
+		}
+		if ctx.Err() != nil || readErr != nil {
+			break
+		}
+		num++
+		if num > maxParts {
+			readErr = fmt.Errorf("object too large: more than %d parts", maxParts)
+			break
+		}
+		size := partSize(s.PartSize, num)
+		select {
+		case buf = <-free:
+		default:
+			buf = nil
+		}
+		if cap(buf) < size {
+			buf = make([]byte, size)
+		}
+		buf = buf[:size]
+		n, err := io.ReadFull(ctxReader{ctx, r}, buf)
+		buf = buf[:n]
+		if err == io.EOF {
+			break // the previous part was the last
+		}
+		if err == io.ErrUnexpectedEOF {
+			readErr = io.EOF // send this short last part, then stop
+			continue
+		}
+		if err != nil {
+			readErr = err
+			break
+		}
+	}
+	close(parts)
+	wg.Wait()
+	if readErr == io.EOF {
+		readErr = nil
+	}
+	if readErr != nil {
+		return total, readErr
+	}
+	if firstErr != nil {
+		return total, firstErr
+	}
+	if err := ctx.Err(); err != nil {
+		return total, err
+	}
+	sortParts(completed)
+	_, err = s.client.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{
+		Bucket: &s.bucket, Key: &key, UploadId: up.UploadId,
+		MultipartUpload: &types.CompletedMultipartUpload{Parts: completed},
+		IfNoneMatch:     aws.String("*"),
+	})
+	if err != nil {
+		return total, s.wrap("CompleteMultipartUpload", key, err)
+	}
+	return total, nil
+}
+
+// partSize grows the part size every 1,000 parts, so the 10,000-part limit
+// allows 8 MiB × 55,000 ≈ 430 GiB while small backups keep small buffers.
+func partSize(base int, num int32) int {
+	return base * (1 + int(num-1)/1000)
+}
+
+func sortParts(p []types.CompletedPart) {
+	for i := 1; i < len(p); i++ {
+		for j := i; j > 0 && *p[j].PartNumber < *p[j-1].PartNumber; j-- {
+			p[j], p[j-1] = p[j-1], p[j]
+		}
+	}
+}
+
+// Open implements Store.
+func (s *S3) Open(ctx context.Context, name string) (io.ReadCloser, error) {
+	if err := validName(name); err != nil {
+		return nil, err
+	}
+	key := s.key(name)
+	out, err := s.client.GetObject(ctx, &s3.GetObjectInput{Bucket: &s.bucket, Key: &key})
+	if err != nil {
+		return nil, s.wrap("GetObject", key, err)
+	}
+	return out.Body, nil
+}
+
+// Stat implements Store.
+func (s *S3) Stat(ctx context.Context, name string) (Info, error) {
+	if err := validName(name); err != nil {
+		return Info{}, err
+	}
+	key := s.key(name)
+	out, err := s.client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &s.bucket, Key: &key})
+	if err != nil {
+		return Info{}, s.wrap("HeadObject", key, err)
+	}
+	i := Info{Name: name, Size: aws.ToInt64(out.ContentLength)}
+	if out.LastModified != nil {
+		i.ModTime = *out.LastModified
+	}
+	return i, nil
+}
+
+// List implements Store.
+func (s *S3) List(ctx context.Context, prefix string, fn func(Info) error) error {
+	p := s3.NewListObjectsV2Paginator(s.client, &s3.ListObjectsV2Input{
+		Bucket: &s.bucket, Prefix: aws.String(s.prefix + prefix), Delimiter: aws.String("/"),
+	})
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			return s.wrap("ListObjectsV2", s.prefix+prefix, err)
+		}
+		for _, o := range page.Contents {
+			name := strings.TrimPrefix(aws.ToString(o.Key), s.prefix)
+			if name == "" || strings.Contains(name, "/") {
+				continue
+			}
+			i := Info{Name: name, Size: aws.ToInt64(o.Size)}
+			if o.LastModified != nil {
+				i.ModTime = *o.LastModified
+			}
+			if err := fn(i); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// wrap turns the SDK's long error chains into one line that names the
+// object, the operation and the cause.
+func (s *S3) wrap(op, key string, err error) error {
+	where := "s3://" + s.bucket + "/" + key
+	var re *smithyhttp.ResponseError
+	status := 0
+	if errors.As(err, &re) {
+		status = re.HTTPStatusCode()
+	}
+	var ae smithy.APIError
+	if errors.As(err, &ae) {
+		code := ae.ErrorCode()
+		switch {
+		case status == http.StatusPreconditionFailed || code == "PreconditionFailed" || code == "ConditionalRequestConflict":
+			return fmt.Errorf("%s: %w", where, ErrExists)
+		case code == "NoSuchBucket":
+			return fmt.Errorf("%s: %s: bucket %q does not exist (create it, or fix the URL in the settings)", where, op, s.bucket)
+		case status == http.StatusNotFound || code == "NoSuchKey" || code == "NotFound":
+			return fmt.Errorf("%s: %w", where, ErrNotFound)
+		case status == http.StatusForbidden || code == "AccessDenied" || code == "InvalidAccessKeyId" || code == "SignatureDoesNotMatch":
+			return fmt.Errorf("%s: %s denied (%s): check the credentials and the bucket policy for this profile", where, op, code)
+		}
+		msg := ae.ErrorMessage()
+		if msg == "" {
+			msg = http.StatusText(status)
+		}
+		return fmt.Errorf("%s: %s failed: %s: %s", where, op, code, msg)
+	}
+	if errors.Is(err, context.Canceled) {
+		return fmt.Errorf("%s: %s: %w", where, op, context.Canceled)
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("%s: %s: timed out: %w", where, op, context.DeadlineExceeded)
+	}
+	var oe *net.OpError
+	if errors.As(err, &oe) {
+		return fmt.Errorf("%s: %s: cannot reach the endpoint: %v", where, op, oe)
+	}
+	var dnsErr *net.DNSError
+	if errors.As(err, &dnsErr) {
+		return fmt.Errorf("%s: %s: cannot resolve %s: %v", where, op, dnsErr.Name, dnsErr.Err)
+	}
+	if status != 0 {
+		return fmt.Errorf("%s: %s failed: HTTP %d", where, op, status)
+	}
+	return fmt.Errorf("%s: %s: %w", where, op, err)
+}

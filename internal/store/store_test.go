@@ -1,0 +1,197 @@
+package store_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/drym-backup/drym/internal/config"
+	"github.com/drym-backup/drym/internal/store"
+	"github.com/drym-backup/drym/internal/testutil"
+)
+
+// suite is run against every implementation, like restic's backend tests:
+// the behaviour callers rely on must not depend on where objects live.
+func suite(t *testing.T, w, r store.Store, small bool) {
+	ctx := context.Background()
+	sizes := []int{0, 1, 1000, 8<<20 - 1, 8 << 20, 8<<20 + 1, 20<<20 + 3}
+	if small {
+		sizes = sizes[:3]
+	}
+	for i, size := range sizes {
+		data := make([]byte, size)
+		rand.Read(data)
+		name := "obj" + string(rune('a'+i))
+		n, err := w.Put(ctx, name, bytes.NewReader(data))
+		if err != nil {
+			t.Fatalf("put %d bytes: %v", size, err)
+		}
+		if n != int64(size) {
+			t.Fatalf("put %d bytes: reported %d", size, n)
+		}
+		info, err := r.Stat(ctx, name)
+		if err != nil || info.Size != int64(size) {
+			t.Fatalf("stat %s: %+v %v", name, info, err)
+		}
+		rc, err := r.Open(ctx, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := io.ReadAll(rc)
+		rc.Close()
+		if err != nil || !bytes.Equal(got, data) {
+			t.Fatalf("round trip of %d bytes: got %d bytes, %v", size, len(got), err)
+		}
+		// Never overwritten: a second put of the name fails, content stays.
+		if _, err := w.Put(ctx, name, strings.NewReader("evil")); !errors.Is(err, store.ErrExists) {
+			t.Fatalf("second put of %s: want ErrExists, got %v", name, err)
+		}
+		info, err = r.Stat(ctx, name)
+		if err != nil || info.Size != int64(size) {
+			t.Fatalf("after refused overwrite %s: %+v %v", name, info, err)
+		}
+	}
+	var names []string
+	if err := r.List(ctx, "", func(i store.Info) error { names = append(names, i.Name); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if len(names) != len(sizes) || names[0] != "obja" {
+		t.Fatalf("list: %v", names)
+	}
+	if _, err := r.Stat(ctx, "nope"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("stat missing: %v", err)
+	}
+	if _, err := w.Put(ctx, "../escape", strings.NewReader("x")); err == nil {
+		t.Fatal("put ../escape accepted")
+	}
+	latest, err := store.Latest(ctx, r, "")
+	if err != nil || latest.Name != names[len(names)-1] {
+		t.Fatalf("latest: %v %v", latest, err)
+	}
+}
+
+func TestDir(t *testing.T) {
+	dir := t.TempDir()
+	s, err := store.Open(context.Background(), config.Remote{URL: "dir://" + dir}, "host1", store.Write)
+	if err != nil {
+		t.Fatal(err)
+	}
+	suite(t, s, s, testing.Short())
+	// No temp files left behind.
+	ents, _ := os.ReadDir(filepath.Join(dir, "host1"))
+	for _, e := range ents {
+		if strings.HasPrefix(e.Name(), ".") {
+			t.Errorf("left behind: %s", e.Name())
+		}
+	}
+}
+
+// A failing reader mid-put leaves no object and no temp file.
+func TestDirFailedPutLeavesNothing(t *testing.T) {
+	dir := t.TempDir()
+	s := store.NewDir(dir)
+	_, err := s.Put(context.Background(), "x", io.MultiReader(strings.NewReader("abc"), errReader{}))
+	if err == nil {
+		t.Fatal("put succeeded")
+	}
+	ents, _ := os.ReadDir(dir)
+	if len(ents) != 0 {
+		t.Fatalf("left behind: %v", ents)
+	}
+}
+
+type errReader struct{}
+
+func (errReader) Read([]byte) (int, error) { return 0, errors.New("disk on fire") }
+
+func TestS3Versitygw(t *testing.T) {
+	srv := testutil.StartS3(t)
+	srv.SetEnv(t)
+	remote := config.Remote{
+		URL: "s3://" + srv.Bucket + "/backups", Endpoint: srv.Endpoint, PathStyle: true,
+		Profile: srv.PutProfile, ReadProfile: srv.ReadProfile,
+	}
+	ctx := context.Background()
+	w, err := store.Open(ctx, remote, "host1", store.Write)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := store.Open(ctx, remote, "host1", store.Read)
+	if err != nil {
+		t.Fatal(err)
+	}
+	suite(t, w, r, false)
+
+	// The put-only credentials can do nothing but put.
+	if _, err := w.Open(ctx, "obja"); err == nil {
+		t.Error("put-only credentials could read")
+	}
+	if err := w.List(ctx, "", func(store.Info) error { return nil }); err == nil {
+		t.Error("put-only credentials could list")
+	}
+	key := "backups/host1/obja"
+	if _, err := srv.PutOnly().DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: &srv.Bucket, Key: &key}); err == nil {
+		t.Error("put-only credentials could delete")
+	}
+	if keys := srv.Keys(t, "backups/host1/"); len(keys) != 7 {
+		t.Errorf("keys: %v", keys)
+	}
+}
+
+// A failing reader in the middle of a multipart upload leaves no object.
+func TestS3FailedUploadLeavesNothing(t *testing.T) {
+	srv := testutil.StartS3(t)
+	srv.SetEnv(t)
+	remote := config.Remote{URL: "s3://" + srv.Bucket, Endpoint: srv.Endpoint, PathStyle: true, Profile: srv.PutProfile}
+	w, err := store.Open(context.Background(), remote, "h", store.Write)
+	if err != nil {
+		t.Fatal(err)
+	}
+	big := make([]byte, 20<<20)
+	_, err = w.Put(context.Background(), "x", io.MultiReader(bytes.NewReader(big), errReader{}))
+	if err == nil || !strings.Contains(err.Error(), "disk on fire") {
+		t.Fatalf("want the reader's error, got %v", err)
+	}
+	if keys := srv.Keys(t, ""); len(keys) != 0 {
+		t.Fatalf("objects after a failed upload: %v", keys)
+	}
+}
+
+// Wrong credentials and an unreachable endpoint fail fast with one line.
+func TestS3Errors(t *testing.T) {
+	srv := testutil.StartS3(t)
+	srv.SetEnv(t)
+	cases := []struct {
+		name   string
+		remote config.Remote
+		want   string
+	}{
+		{"wrong credentials", config.Remote{URL: "s3://" + srv.Bucket, Endpoint: srv.Endpoint, PathStyle: true, Profile: srv.ReadProfile}, "denied"},
+		{"unreachable", config.Remote{URL: "s3://" + srv.Bucket, Endpoint: "http://127.0.0.1:" + testutil.FreePort(t), PathStyle: true, Profile: srv.PutProfile}, "cannot reach"},
+		{"no such bucket", config.Remote{URL: "s3://nobucket-here", Endpoint: srv.Endpoint, PathStyle: true, Profile: srv.RootProfile}, "does not exist"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			start := time.Now()
+			w, err := store.Open(context.Background(), c.remote, "h", store.Write)
+			if err == nil {
+				_, err = w.Put(context.Background(), "x", strings.NewReader("data"))
+			}
+			if err == nil || !strings.Contains(err.Error(), c.want) || strings.Contains(err.Error(), "\n") {
+				t.Fatalf("want one line with %q, got %v", c.want, err)
+			}
+			if d := time.Since(start); d > 60*time.Second {
+				t.Fatalf("took %s", d)
+			}
+		})
+	}
+}
