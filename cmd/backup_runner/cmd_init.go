@@ -1,0 +1,224 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/drym-backup/drym/internal/config"
+	"github.com/drym-backup/drym/internal/crypt"
+	"github.com/drym-backup/drym/internal/status"
+)
+
+type initCmd struct {
+	Source         []string `arg:"--source,separate" help:"directory or file to back up (repeat)" placeholder:"PATH"`
+	Exclude        []string `arg:"--exclude,separate" help:"glob of paths or names to leave out (repeat)" placeholder:"GLOB"`
+	Dest           string   `arg:"--dest" help:"destination: dir:///path, /path or s3://bucket/prefix" placeholder:"URL"`
+	Endpoint       string   `arg:"--endpoint" help:"S3 endpoint URL (S3-compatible servers)" placeholder:"URL"`
+	Region         string   `arg:"--region" help:"S3 region"`
+	PathStyle      bool     `arg:"--path-style" help:"S3 path-style addressing"`
+	Profile        string   `arg:"--profile" help:"AWS profile for uploads (put-only is enough)"`
+	ReadProfile    string   `arg:"--read-profile" help:"AWS profile for test-restore, restore, list and checks"`
+	Escrow         string   `arg:"--escrow" help:"escrow destination: dir:///path or s3://bucket/prefix" placeholder:"URL"`
+	EscrowEndpoint string   `arg:"--escrow-endpoint" help:"S3 endpoint for the escrow" placeholder:"URL"`
+	EscrowProfile  string   `arg:"--escrow-profile" help:"AWS profile for the escrow"`
+	Recipient      []string `arg:"--recipient,separate" help:"extra public key file every backup is also encrypted to (repeat)" placeholder:"FILE"`
+	StateDir       string   `arg:"--state-dir" help:"state directory [default: /var/lib/drym]" placeholder:"DIR"`
+	KeyFile        string   `arg:"--key-file" help:"host secret key file [default: /etc/drym/host-key.asc]" placeholder:"FILE"`
+	Host           string   `arg:"--host" help:"host name in object names [default: hostname]"`
+	RotateKey      bool     `arg:"--rotate-key" help:"replace the host key with a new one (the old one is kept beside it)"`
+}
+
+func (c *initCmd) run(ctx context.Context, a *app) int {
+	cfg, code, err := c.settings(a)
+	if err != nil {
+		return a.fail(code, "%v", err)
+	}
+	if err := prepareStateDir(cfg.StateDir); err != nil {
+		return a.fail(exitFailure, "%v", err)
+	}
+	fp, created, err := c.hostKey(cfg)
+	if err != nil {
+		return a.fail(exitFailure, "%v", err)
+	}
+	if created {
+		a.printf("created host key %s (fingerprint %s)\n", cfg.KeyFile, fp)
+	} else {
+		a.printf("host key %s exists (fingerprint %s); kept\n", cfg.KeyFile, fp)
+	}
+	if cfg.Escrow.URL == "" {
+		a.printf("no escrow destination: the key exists only on this host. Set [escrow] url and run `backup_runner escrow`.\n")
+		return exitOK
+	}
+	if code := shipEscrow(ctx, a, cfg); code != exitOK {
+		return code
+	}
+	return exitOK
+}
+
+// settings writes the settings file from the flags when it is absent, or
+// loads the existing one: init never rewrites settings an admin may have
+// edited.
+func (c *initCmd) settings(a *app) (*config.Config, int, error) {
+	if _, err := os.Stat(a.cfgPath); err == nil {
+		cfg, code, err := a.loadConfig()
+		if err != nil {
+			return nil, code, err
+		}
+		if c.Dest != "" || len(c.Source) > 0 {
+			a.printf("settings %s exist; kept (edit the file to change them)\n", a.cfgPath)
+		}
+		return cfg, exitOK, nil
+	}
+	if len(c.Source) == 0 || c.Dest == "" {
+		return nil, exitUsage, fmt.Errorf("%s does not exist: give --source and --dest to create it", a.cfgPath)
+	}
+	cfg := &config.Config{
+		Host: c.Host, Sources: absAll(c.Source), Exclude: c.Exclude, StateDir: c.StateDir, KeyFile: c.KeyFile,
+		Recipients: absAll(c.Recipient),
+		Destination: config.Remote{
+			URL: c.Dest, Endpoint: c.Endpoint, Region: c.Region, PathStyle: c.PathStyle,
+			Profile: c.Profile, ReadProfile: c.ReadProfile,
+		},
+	}
+	if c.Escrow != "" {
+		cfg.Escrow.URL = c.Escrow
+		cfg.Escrow.Endpoint = c.EscrowEndpoint
+		cfg.Escrow.Profile = c.EscrowProfile
+		cfg.Escrow.Region = c.Region
+		cfg.Escrow.PathStyle = c.PathStyle
+		if c.EscrowEndpoint == "" {
+			cfg.Escrow.Endpoint = c.Endpoint
+		}
+	}
+	if cfg.StateDir != "" {
+		cfg.StateDir, _ = filepath.Abs(cfg.StateDir)
+	}
+	if cfg.KeyFile != "" {
+		cfg.KeyFile, _ = filepath.Abs(cfg.KeyFile)
+	}
+	cfg.ApplyDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, exitUsage, fmt.Errorf("flags: %v", err)
+	}
+	data, err := cfg.Encode()
+	if err != nil {
+		return nil, exitFailure, err
+	}
+	if err := os.MkdirAll(filepath.Dir(a.cfgPath), 0o755); err != nil {
+		return nil, exitFailure, err
+	}
+	if err := writeNew(a.cfgPath, data, 0o644); err != nil {
+		return nil, exitFailure, err
+	}
+	cfg.Path = a.cfgPath
+	a.printf("wrote settings %s\n", a.cfgPath)
+	return cfg, exitOK, nil
+}
+
+func absAll(paths []string) []string {
+	var out []string
+	for _, p := range paths {
+		if abs, err := filepath.Abs(p); err == nil {
+			p = abs
+		}
+		out = append(out, p)
+	}
+	return out
+}
+
+// writeNew writes a file that must not exist yet, atomically.
+func writeNew(path string, data []byte, mode os.FileMode) error {
+	tmp := path + ".tmp-init"
+	if err := os.WriteFile(tmp, data, mode); err != nil {
+		return fmt.Errorf("cannot write %s: %w", path, err)
+	}
+	defer os.Remove(tmp)
+	if err := os.Link(tmp, path); err != nil {
+		return fmt.Errorf("cannot write %s: %w", path, err)
+	}
+	return status.SyncDir(filepath.Dir(path))
+}
+
+// hostKey makes sure the host key exists: it creates one when absent, never
+// replaces one unless --rotate-key, and restores a missing public half from
+// the secret one.
+func (c *initCmd) hostKey(cfg *config.Config) (fp string, created bool, err error) {
+	pub := cfg.PublicKeyFile()
+	_, serr := os.Stat(cfg.KeyFile)
+	switch {
+	case serr == nil && !c.RotateKey:
+		keys, err := crypt.ReadKeyFile(cfg.KeyFile)
+		if err != nil {
+			return "", false, fmt.Errorf("host key: %v (fix or move the file away; init never replaces a key)", err)
+		}
+		if keys[0].PrivateKey == nil {
+			return "", false, fmt.Errorf("host key %s holds no secret key", cfg.KeyFile)
+		}
+		if _, err := os.Stat(pub); errors.Is(err, os.ErrNotExist) {
+			data, err := crypt.ArmorPublic(keys[0])
+			if err != nil {
+				return "", false, err
+			}
+			if err := writeNew(pub, data, 0o644); err != nil {
+				return "", false, err
+			}
+		}
+		return crypt.Fingerprint(keys[0]), false, nil
+	case serr == nil && c.RotateKey:
+		// Old backups still need the old key: keep it under a name that
+		// says what it is.
+		keys, err := crypt.ReadKeyFile(cfg.KeyFile)
+		if err != nil {
+			return "", false, fmt.Errorf("host key: %v", err)
+		}
+		retired := fmt.Sprintf("%s.%s.retired-%s", cfg.KeyFile, crypt.Fingerprint(keys[0])[24:], time.Now().UTC().Format("20060102T150405Z"))
+		if err := os.Rename(cfg.KeyFile, retired); err != nil {
+			return "", false, err
+		}
+		_ = os.Rename(pub, retired+".pub")
+	case !errors.Is(serr, os.ErrNotExist):
+		return "", false, fmt.Errorf("host key: %v", serr)
+	}
+	if err := os.MkdirAll(filepath.Dir(cfg.KeyFile), 0o750); err != nil {
+		return "", false, err
+	}
+	if _, err := os.Stat(pub); err == nil {
+		// A public key without its secret: refuse to guess which is right.
+		return "", false, fmt.Errorf("%s exists but %s does not: move the stray public key away, or restore the secret key from the escrow", pub, cfg.KeyFile)
+	}
+	e, err := crypt.Generate(cfg.Host)
+	if err != nil {
+		return "", false, err
+	}
+	if err := crypt.WriteKeyFiles(e, cfg.KeyFile, pub); err != nil {
+		return "", false, err
+	}
+	return crypt.Fingerprint(e), true, nil
+}
+
+// prepareStateDir creates the state directory readable by group nagios (when
+// that group exists and we are root), so the checks can run under NRPE
+// without root.
+func prepareStateDir(dir string) error {
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return fmt.Errorf("cannot create state dir %s: %w", dir, err)
+	}
+	if os.Geteuid() != 0 {
+		return nil
+	}
+	g, err := user.LookupGroup("nagios")
+	if err != nil {
+		return nil
+	}
+	gid, _ := strconv.Atoi(g.Gid)
+	if err := os.Chown(dir, 0, gid); err != nil {
+		return fmt.Errorf("cannot give group nagios access to %s: %w", dir, err)
+	}
+	return nil
+}

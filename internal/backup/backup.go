@@ -1,0 +1,221 @@
+// Package backup produces one backup object: it streams the sources through
+// archive (tar + manifest) → zstd → OpenPGP → store, on overlapping
+// goroutines joined by bounded pipes, so nothing is spooled to disk and memory
+// does not grow with the data.
+package backup
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"os"
+	"regexp"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/ProtonMail/go-crypto/openpgp"
+	"github.com/klauspost/compress/zstd"
+
+	"github.com/drym-backup/drym/internal/archive"
+	"github.com/drym-backup/drym/internal/crypt"
+	"github.com/drym-backup/drym/internal/pipe"
+	"github.com/drym-backup/drym/internal/store"
+)
+
+// Suffix ends every backup object name.
+const Suffix = ".tar.zst.gpg"
+
+// SidecarSuffix ends the name of the object holding a backup's SHA-256.
+const SidecarSuffix = ".sha256"
+
+// timeLayout is the UTC timestamp at the start of a name: lexical order of
+// names is time order, so "latest" is the last name listed.
+const timeLayout = "20060102T150405Z"
+
+// NewName returns <UTC yyyymmddThhmmssZ>-<128 random bits in hex>.tar.zst.gpg:
+// time-ordered, and unguessable, so a compromised host cannot pre-empt or
+// target a future name.
+func NewName(now time.Time) (string, error) {
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", err
+	}
+	return now.UTC().Format(timeLayout) + "-" + hex.EncodeToString(b[:]) + Suffix, nil
+}
+
+var nameRe = regexp.MustCompile(`^(\d{8}T\d{6}Z)-[0-9a-f]{32}\.tar\.zst\.gpg$`)
+
+// ParseName returns the time encoded in a backup object name, or an error if
+// name is not one.
+func ParseName(name string) (time.Time, error) {
+	m := nameRe.FindStringSubmatch(name)
+	if m == nil {
+		return time.Time{}, fmt.Errorf("%q is not a drym backup name", name)
+	}
+	return time.Parse(timeLayout, m[1])
+}
+
+// IsName reports whether name is a backup object name.
+func IsName(name string) bool { return nameRe.MatchString(name) }
+
+// Params says what to back up and where.
+type Params struct {
+	Host       string
+	Sources    []string
+	Exclude    []string
+	Recipients []*openpgp.Entity // the host key first, then extra recipients
+	Store      store.Store
+	Now        time.Time
+	// OnFile is called after each regular file (progress).
+	OnFile func(size int64)
+	// OnOutput is called as encrypted bytes are stored (progress).
+	OnOutput func(n int)
+}
+
+// Result describes the stored backup.
+type Result struct {
+	Name     string
+	Stats    archive.Stats
+	BytesOut int64
+	SHA256   string
+}
+
+// Pipeline sizing: 1 MiB chunks, 8 deep, between each pair of stages.
+const (
+	chunkSize  = 1 << 20
+	chunkDepth = 8
+)
+
+// Run makes one backup. On error nothing is visible in the store under the
+// new name (the store's Put guarantees it), and the error names the stage.
+func Run(ctx context.Context, p Params) (Result, error) {
+	for _, src := range p.Sources {
+		if _, err := os.Lstat(src); err != nil {
+			return Result{}, fmt.Errorf("source %s: %w", src, unwrapPath(err))
+		}
+	}
+	if len(p.Recipients) == 0 {
+		return Result{}, errors.New("no encryption keys")
+	}
+	name, err := NewName(p.Now)
+	if err != nil {
+		return Result{}, err
+	}
+	res := Result{Name: name}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+
+	compressed := pipe.New(chunkSize, chunkDepth)
+	encrypted := pipe.New(chunkSize, chunkDepth)
+	var wg sync.WaitGroup
+	var archErr, encErr error
+
+	// Stage 1: walk, read, hash, tar, compress.
+	wg.Go(func() {
+		zw, err := zstd.NewWriter(compressed,
+			zstd.WithEncoderLevel(zstd.SpeedFastest),
+			zstd.WithEncoderCRC(true),
+			zstd.WithLowerEncoderMem(true),
+		)
+		if err != nil {
+			archErr = err
+			compressed.CloseWrite(err)
+			return
+		}
+		res.Stats, err = archive.Write(ctx, zw, archive.Options{
+			Host: p.Host, Sources: p.Sources, Exclude: p.Exclude, Now: p.Now, OnFile: p.OnFile,
+		})
+		if cerr := zw.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			archErr = err
+			cancel()
+		}
+		compressed.CloseWrite(err)
+	})
+
+	// Stage 2: encrypt. CFB is serial, so it gets a goroutine of its own.
+	wg.Go(func() {
+		err := func() error {
+			enc, err := crypt.Encrypt(encrypted, p.Recipients)
+			if err != nil {
+				return err
+			}
+			if _, err := compressed.WriteTo(enc); err != nil {
+				return err
+			}
+			return enc.Close()
+		}()
+		if err != nil {
+			encErr = err
+			compressed.CloseRead(err)
+			cancel()
+		}
+		encrypted.CloseWrite(err)
+	})
+
+	// Stage 3 (this goroutine): hash and store.
+	h := sha256.New()
+	n, putErr := p.Store.Put(ctx, name, &teeCount{r: encrypted, h: h, on: p.OnOutput})
+	if putErr != nil {
+		encrypted.CloseRead(putErr)
+		cancel()
+	}
+	wg.Wait()
+	switch {
+	case archErr != nil && !errors.Is(archErr, context.Canceled):
+		return res, fmt.Errorf("archiving: %w", archErr)
+	case encErr != nil && !errors.Is(encErr, context.Canceled) && !errors.Is(encErr, pipe.ErrClosed) && putErr == nil:
+		return res, fmt.Errorf("encrypting: %w", encErr)
+	case putErr != nil:
+		if errors.Is(putErr, store.ErrExists) {
+			return res, fmt.Errorf("storing %s: %w", name, putErr)
+		}
+		if ctxErr := context.Cause(ctx); errors.Is(putErr, context.Canceled) && ctxErr != nil && archErr == nil && encErr == nil {
+			return res, fmt.Errorf("interrupted: %w", ctxErr)
+		}
+		return res, fmt.Errorf("storing: %w", putErr)
+	case archErr != nil:
+		return res, fmt.Errorf("interrupted: %w", archErr)
+	}
+	res.BytesOut = n
+	res.SHA256 = hex.EncodeToString(h.Sum(nil))
+	sidecar := res.SHA256 + "  " + name + "\n"
+	if _, err := p.Store.Put(ctx, name+SidecarSuffix, strings.NewReader(sidecar)); err != nil {
+		return res, fmt.Errorf("storing checksum %s%s: %w", name, SidecarSuffix, err)
+	}
+	return res, nil
+}
+
+func unwrapPath(err error) error {
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
+}
+
+// teeCount hashes what the store reads and reports progress.
+type teeCount struct {
+	r  io.Reader
+	h  hash.Hash
+	on func(int)
+}
+
+func (t *teeCount) Read(b []byte) (int, error) {
+	n, err := t.r.Read(b)
+	if n > 0 {
+		t.h.Write(b[:n])
+		if t.on != nil {
+			t.on(n)
+		}
+	}
+	return n, err
+}
