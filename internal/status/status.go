@@ -100,17 +100,17 @@ type Backup struct {
 	Destination string `json:"destination"`
 	// Object is the name of the uploaded object relative to the destination
 	// (<host>/<time>-<hex>.tar.zst.gpg).
-	Object       string   `json:"object,omitempty"`
-	BytesIn      int64    `json:"bytes_in"`
-	BytesOut     int64    `json:"bytes_out"`
-	Files        int64    `json:"files"`
-	Dirs         int64    `json:"dirs"`
-	Symlinks     int64    `json:"symlinks"`
-	Warnings     int64    `json:"warnings"`
-	WarningList  []string `json:"warning_list,omitempty"`
-	SHA256       string   `json:"sha256,omitempty"`
-	Fingerprint  string   `json:"key_fingerprint,omitempty"`
-	Recipients   []string `json:"recipients,omitempty"`
+	Object      string   `json:"object,omitempty"`
+	BytesIn     int64    `json:"bytes_in"`
+	BytesOut    int64    `json:"bytes_out"`
+	Files       int64    `json:"files"`
+	Dirs        int64    `json:"dirs"`
+	Symlinks    int64    `json:"symlinks"`
+	Warnings    int64    `json:"warnings"`
+	WarningList []string `json:"warning_list,omitempty"`
+	SHA256      string   `json:"sha256,omitempty"`
+	Fingerprint string   `json:"key_fingerprint,omitempty"`
+	Recipients  []string `json:"recipients,omitempty"`
 	// LastSuccess is the most recent run that ended ok, carried forward so a
 	// check can judge a running or failed backup by the last good one.
 	LastSuccess *BackupRun  `json:"last_success,omitempty"`

@@ -26,8 +26,8 @@ type S3Server struct {
 	Bucket   string
 	// Profiles in ConfigFile/CredentialsFile.
 	RootProfile, PutProfile, ReadProfile string
-	ConfigFile, CredentialsFile         string
-	Dir                                 string // data and IAM dirs live here
+	ConfigFile, CredentialsFile          string
+	Dir                                  string // data and IAM dirs live here
 
 	port    string
 	cmd     *exec.Cmd
