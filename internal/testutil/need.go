@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"sync"
 	"testing"
 )
 
@@ -55,7 +56,8 @@ func RepoRoot(t testing.TB) string {
 }
 
 // Binary returns the path of a drym binary built by `make build` (DRYM_BIN),
-// building it into a temp dir when the tests run without make.
+// or builds it once per test process into a world-readable temp dir (tests
+// run binaries as user nagios and nobody too).
 func Binary(t testing.TB, name string) string {
 	t.Helper()
 	if dir := os.Getenv("DRYM_BIN"); dir != "" {
@@ -64,12 +66,31 @@ func Binary(t testing.TB, name string) string {
 			return p
 		}
 	}
-	dir := t.TempDir()
-	out := filepath.Join(dir, name)
+	binMu.Lock()
+	defer binMu.Unlock()
+	if p, ok := built[name]; ok {
+		return p
+	}
+	if binDir == "" {
+		d, err := os.MkdirTemp("", "drym-bin-")
+		if err != nil {
+			t.Fatal(err)
+		}
+		os.Chmod(d, 0o755)
+		binDir = d
+	}
+	out := filepath.Join(binDir, name)
 	cmd := exec.Command("go", "build", "-o", out, "./cmd/"+name)
 	cmd.Dir = RepoRoot(t)
 	if b, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("go build %s: %v\n%s", name, err, b)
 	}
+	built[name] = out
 	return out
 }
+
+var (
+	binMu  sync.Mutex
+	binDir string
+	built  = map[string]string{}
+)

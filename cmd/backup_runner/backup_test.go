@@ -1,0 +1,470 @@
+package main
+
+import (
+	"bytes"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/drym-backup/drym/internal/status"
+	"github.com/drym-backup/drym/internal/testutil"
+)
+
+// fixture is a settings file, a host key and a source tree in a temp dir.
+type fixture struct {
+	t       *testing.T
+	dir     string
+	src     string
+	cfg     string
+	state   string
+	key     string
+	dest    string
+	bin     string
+	env     []string
+	extraTO string // extra TOML appended to the settings
+}
+
+// newFixture makes a source tree with the things backups get wrong: empty
+// files, 0600 files, symlinks (also dangling), hard links, non-ASCII and
+// very long names, nested dirs.
+func newFixture(t *testing.T) *fixture {
+	t.Helper()
+	dir := t.TempDir()
+	f := &fixture{
+		t: t, dir: dir, src: filepath.Join(dir, "src"), cfg: filepath.Join(dir, "etc", "drym.toml"),
+		state: filepath.Join(dir, "state"), key: filepath.Join(dir, "etc", "host-key.asc"),
+		dest: filepath.Join(dir, "dest"), bin: testutil.Binary(t, "backup_runner"),
+		env: os.Environ(),
+	}
+	long := strings.Repeat("long-name-", 20) // 200 bytes: needs PAX/GNU headers
+	files := map[string]string{
+		"etc/hosts":                      "127.0.0.1 localhost\n",
+		"etc/empty":                      "",
+		"etc/ssl/private/server.key":     "secret key material\n",
+		"home/ünïcødé/日本語.txt":           "こんにちは\n",
+		"home/" + long + "/" + long:      "deep\n",
+		"var/log/app.log":                strings.Repeat("log line\n", 10000),
+		"var/lib/data.bin":               string(randBytes(300 << 10)),
+		"weird/name with spaces & $sign": "x\n",
+	}
+	for name, content := range files {
+		p := filepath.Join(f.src, name)
+		must(t, os.MkdirAll(filepath.Dir(p), 0o755))
+		must(t, os.WriteFile(p, []byte(content), 0o644))
+	}
+	must(t, os.Chmod(filepath.Join(f.src, "etc/ssl/private/server.key"), 0o600))
+	must(t, os.Chmod(filepath.Join(f.src, "etc/ssl/private"), 0o700))
+	must(t, os.Symlink("../etc/hosts", filepath.Join(f.src, "home/hosts-link")))
+	must(t, os.Symlink("/nonexistent/target", filepath.Join(f.src, "home/dangling")))
+	must(t, os.Link(filepath.Join(f.src, "etc/hosts"), filepath.Join(f.src, "var/hosts-hardlink")))
+	old := time.Date(2020, 2, 29, 12, 0, 0, 0, time.UTC)
+	must(t, os.Chtimes(filepath.Join(f.src, "etc/hosts"), old, old))
+	return f
+}
+
+func randBytes(n int) []byte {
+	b := make([]byte, n)
+	rand.Read(b)
+	return b
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// run runs backup_runner with the fixture's settings.
+func (f *fixture) run(args ...string) (stdout, stderr string, code int) {
+	f.t.Helper()
+	cmd := exec.Command(f.bin, append([]string{"--config", f.cfg}, args...)...)
+	cmd.Env = f.env
+	var o, e bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &o, &e
+	err := cmd.Run()
+	code = 0
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		code = ee.ExitCode()
+	} else if err != nil {
+		f.t.Fatalf("run %v: %v", args, err)
+	}
+	return o.String(), e.String(), code
+}
+
+func (f *fixture) init(dest string, extra ...string) {
+	f.t.Helper()
+	args := append([]string{"init", "--source", f.src, "--dest", dest, "--state-dir", f.state,
+		"--key-file", f.key, "--host", "web1"}, extra...)
+	if out, errOut, code := f.run(args...); code != 0 {
+		f.t.Fatalf("init: exit %d\n%s%s", code, out, errOut)
+	}
+}
+
+func (f *fixture) backupStatus() status.Backup {
+	f.t.Helper()
+	var b status.Backup
+	must(f.t, status.Read(filepath.Join(f.state, status.BackupFile), &b))
+	return b
+}
+
+// restoreStock decrypts, decompresses and unpacks an object with the stock
+// tools only, in an empty GNUPGHOME holding only the host key.
+func restoreStock(t *testing.T, object, key, into string) {
+	t.Helper()
+	testutil.Need(t, "gpg")
+	testutil.Need(t, "zstd")
+	testutil.Need(t, "tar")
+	home := t.TempDir()
+	imp := exec.Command("gpg", "--batch", "--quiet", "--import", key)
+	imp.Env = append(os.Environ(), "GNUPGHOME="+home)
+	if out, err := imp.CombinedOutput(); err != nil {
+		t.Fatalf("gpg --import: %v\n%s", err, out)
+	}
+	must(t, os.MkdirAll(into, 0o755))
+	sh := fmt.Sprintf("gpg --batch --quiet -d %q | zstd -dq | tar -xpf - -C %q", object, into)
+	cmd := exec.Command("bash", "-o", "pipefail", "-c", sh)
+	cmd.Env = append(os.Environ(), "GNUPGHOME="+home)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("%s: %v\n%s", sh, err, out)
+	}
+}
+
+// sameTree compares two trees: names, types, modes, contents, symlink
+// targets, mtimes of regular files.
+func sameTree(t *testing.T, want, got string) {
+	t.Helper()
+	seen := map[string]bool{}
+	err := filepath.WalkDir(want, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(want, p)
+		seen[rel] = true
+		wi, _ := os.Lstat(p)
+		gi, err := os.Lstat(filepath.Join(got, rel))
+		if err != nil {
+			t.Errorf("%s: missing from the restore", rel)
+			return nil
+		}
+		if wi.Mode() != gi.Mode() {
+			t.Errorf("%s: mode %v, want %v", rel, gi.Mode(), wi.Mode())
+		}
+		switch {
+		case wi.Mode().IsRegular():
+			a, _ := os.ReadFile(p)
+			b, _ := os.ReadFile(filepath.Join(got, rel))
+			if !bytes.Equal(a, b) {
+				t.Errorf("%s: content differs", rel)
+			}
+			if !wi.ModTime().Truncate(time.Second).Equal(gi.ModTime()) {
+				t.Errorf("%s: mtime %v, want %v", rel, gi.ModTime(), wi.ModTime())
+			}
+		case wi.Mode()&fs.ModeSymlink != 0:
+			a, _ := os.Readlink(p)
+			b, _ := os.Readlink(filepath.Join(got, rel))
+			if a != b {
+				t.Errorf("%s: symlink to %q, want %q", rel, b, a)
+			}
+		}
+		return nil
+	})
+	must(t, err)
+	filepath.WalkDir(got, func(p string, d fs.DirEntry, err error) error {
+		rel, _ := filepath.Rel(got, p)
+		if err == nil && !seen[rel] {
+			t.Errorf("%s: in the restore but not in the source", rel)
+		}
+		return nil
+	})
+}
+
+// Acceptance 2: one object under <dest>/<host>/, restorable by stock tools
+// with nothing but the host key.
+func TestBackupToDirRestoresWithStockTools(t *testing.T) {
+	f := newFixture(t)
+	f.init("dir://" + f.dest)
+	out, errOut, code := f.run("backup")
+	if code != 0 {
+		t.Fatalf("backup: exit %d\n%s%s", code, out, errOut)
+	}
+	b := f.backupStatus()
+	if b.State != status.OK || b.Files != 8 || b.Symlinks != 2 || b.Warnings != 0 {
+		t.Fatalf("status: %+v", b)
+	}
+	ents, _ := os.ReadDir(filepath.Join(f.dest, "web1"))
+	var objects []string
+	for _, e := range ents {
+		objects = append(objects, e.Name())
+	}
+	if len(objects) != 2 || !strings.HasSuffix(objects[0], ".tar.zst.gpg") || objects[1] != objects[0]+".sha256" {
+		t.Fatalf("destination holds %v", objects)
+	}
+	if objects[0] != b.Object {
+		t.Fatalf("status names %s, store has %s", b.Object, objects[0])
+	}
+	if !nameRe.MatchString(b.Object) {
+		t.Fatalf("object name %q does not match <time>-<hex32>.tar.zst.gpg", b.Object)
+	}
+	sidecar, _ := os.ReadFile(filepath.Join(f.dest, "web1", objects[1]))
+	if string(sidecar) != b.SHA256+"  "+b.Object+"\n" {
+		t.Fatalf("sidecar %q", sidecar)
+	}
+	sum, err := exec.Command("sha256sum", filepath.Join(f.dest, "web1", b.Object)).Output()
+	must(t, err)
+	if !strings.HasPrefix(string(sum), b.SHA256) {
+		t.Fatalf("status sha256 %s, object %s", b.SHA256, sum)
+	}
+	into := filepath.Join(f.dir, "restored")
+	restoreStock(t, filepath.Join(f.dest, "web1", b.Object), f.key, into)
+	sameTree(t, f.src, filepath.Join(into, strings.TrimPrefix(f.src, "/")))
+	if _, err := os.Stat(filepath.Join(into, ".drym", "manifest.json")); err != nil {
+		t.Fatal("no manifest in the archive")
+	}
+	// The hard link came back as a hard link.
+	a, _ := os.Stat(filepath.Join(into, strings.TrimPrefix(f.src, "/"), "etc/hosts"))
+	h, _ := os.Stat(filepath.Join(into, strings.TrimPrefix(f.src, "/"), "var/hosts-hardlink"))
+	if !os.SameFile(a, h) {
+		t.Error("hard link restored as a copy")
+	}
+}
+
+var nameRe = regexp.MustCompile(`^\d{8}T\d{6}Z-[0-9a-f]{32}\.tar\.zst\.gpg$`)
+
+// Acceptance 3: put-only credentials on versitygw; restores with aws-cli and
+// stock tools.
+func TestBackupToS3PutOnly(t *testing.T) {
+	aws := testutil.Need(t, "aws")
+	srv := testutil.StartS3(t)
+	f := newFixture(t)
+	f.env = srv.Env()
+	f.init("s3://"+srv.Bucket+"/drym", "--endpoint", srv.Endpoint, "--path-style",
+		"--profile", srv.PutProfile, "--read-profile", srv.ReadProfile)
+	out, errOut, code := f.run("backup")
+	if code != 0 {
+		t.Fatalf("backup: exit %d\n%s%s", code, out, errOut)
+	}
+	b := f.backupStatus()
+	keys := srv.Keys(t, "drym/web1/")
+	if len(keys) != 2 || keys[0] != "drym/web1/"+b.Object || keys[1] != keys[0]+".sha256" {
+		t.Fatalf("bucket holds %v, status names %s", keys, b.Object)
+	}
+	// Download with aws-cli using the read-only profile, restore with stock tools.
+	obj := filepath.Join(f.dir, "object")
+	cp := exec.Command(aws, "--endpoint-url", srv.Endpoint, "--profile", srv.ReadProfile,
+		"s3", "cp", "s3://"+srv.Bucket+"/"+keys[0], obj)
+	cp.Env = srv.Env()
+	if out, err := cp.CombinedOutput(); err != nil {
+		t.Fatalf("aws s3 cp: %v\n%s", err, out)
+	}
+	into := filepath.Join(f.dir, "restored")
+	restoreStock(t, obj, f.key, into)
+	sameTree(t, f.src, filepath.Join(into, strings.TrimPrefix(f.src, "/")))
+
+	// list works with the read profile.
+	out, errOut, code = f.run("list")
+	if code != 0 || !strings.Contains(out, b.Object) {
+		t.Fatalf("list: exit %d\n%s%s", code, out, errOut)
+	}
+}
+
+// Acceptance 4: failures are recorded with their reason; wrong credentials
+// and unreachable endpoints fail in one line within 60 s.
+func TestBackupFailuresAreRecorded(t *testing.T) {
+	srv := testutil.StartS3(t)
+	cases := []struct {
+		name  string
+		setup func(f *fixture) string // returns the destination
+		extra []string
+		want  string
+	}{
+		{"missing source", func(f *fixture) string {
+			must(t, os.RemoveAll(f.src))
+			return "dir://" + f.dest
+		}, nil, "no such file or directory"},
+		{"unwritable destination", func(f *fixture) string {
+			must(t, os.WriteFile(f.dest, []byte("a file, not a dir"), 0o644))
+			return "dir://" + f.dest
+		}, nil, "not a directory"},
+		{"wrong credentials", func(f *fixture) string {
+			return "s3://" + srv.Bucket + "/drym"
+		}, []string{"--endpoint", srv.Endpoint, "--path-style", "--profile", srv.ReadProfile}, "denied"},
+		{"unreachable endpoint", func(f *fixture) string {
+			return "s3://" + srv.Bucket + "/drym"
+		}, []string{"--endpoint", "http://127.0.0.1:" + testutil.FreePort(t), "--path-style", "--profile", srv.PutProfile}, "cannot reach"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			f := newFixture(t)
+			f.env = srv.Env()
+			dest := c.setup(f)
+			if c.name == "missing source" {
+				must(t, os.MkdirAll(f.src, 0o755))
+				f.init(dest, c.extra...)
+				must(t, os.RemoveAll(f.src))
+			} else {
+				f.init(dest, c.extra...)
+			}
+			start := time.Now()
+			_, errOut, code := f.run("backup")
+			took := time.Since(start)
+			if code != 1 {
+				t.Fatalf("exit %d, want 1; stderr %s", code, errOut)
+			}
+			if took > 60*time.Second {
+				t.Fatalf("took %s", took)
+			}
+			if strings.Count(strings.TrimSpace(errOut), "\n") != 0 || !strings.Contains(errOut, c.want) {
+				t.Fatalf("stderr should be one line with %q:\n%s", c.want, errOut)
+			}
+			b := f.backupStatus()
+			if b.State != status.Failed || !strings.Contains(b.Error, c.want) || b.Object != "" {
+				t.Fatalf("status: state %s error %q object %q", b.State, b.Error, b.Object)
+			}
+			if b.LastSuccess != nil {
+				t.Fatal("a failure recorded as last success")
+			}
+			if len(srv.Keys(t, "drym/")) != 0 {
+				t.Fatal("an object appeared after a failed backup")
+			}
+		})
+	}
+}
+
+// A second run while one holds the lock refuses at once.
+func TestConcurrentBackupRefused(t *testing.T) {
+	f := newFixture(t)
+	f.init("dir://" + f.dest)
+	lock, err := status.TryLock(f.state, "backup")
+	must(t, err)
+	defer lock.Unlock()
+	start := time.Now()
+	_, errOut, code := f.run("backup")
+	if code != 1 || !strings.Contains(errOut, "holds") {
+		t.Fatalf("exit %d, stderr %s", code, errOut)
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Fatalf("refusal took %s", d)
+	}
+	lock.Unlock()
+	if _, errOut, code := f.run("backup"); code != 0 {
+		t.Fatalf("after unlock: exit %d %s", code, errOut)
+	}
+}
+
+// Re-running init keeps the key and the settings byte for byte.
+func TestInitIsIdempotent(t *testing.T) {
+	f := newFixture(t)
+	f.init("dir://" + f.dest)
+	key1, _ := os.ReadFile(f.key)
+	cfg1, _ := os.ReadFile(f.cfg)
+	f.init("dir:///somewhere/else")
+	key2, _ := os.ReadFile(f.key)
+	cfg2, _ := os.ReadFile(f.cfg)
+	if !bytes.Equal(key1, key2) || !bytes.Equal(cfg1, cfg2) {
+		t.Fatal("re-running init changed the key or the settings")
+	}
+	fi, _ := os.Stat(f.key)
+	if fi.Mode().Perm() != 0o600 {
+		t.Fatalf("secret key mode %v", fi.Mode())
+	}
+	pi, _ := os.Stat(strings.TrimSuffix(f.key, ".asc") + ".pub.asc")
+	if pi.Mode().Perm() != 0o644 {
+		t.Fatalf("public key mode %v", pi.Mode())
+	}
+	// --rotate-key makes a new key and keeps the old one beside it.
+	if _, errOut, code := f.run("init", "--rotate-key"); code != 0 {
+		t.Fatalf("rotate: %s", errOut)
+	}
+	key3, _ := os.ReadFile(f.key)
+	if bytes.Equal(key1, key3) {
+		t.Fatal("--rotate-key kept the old key")
+	}
+	retired, _ := filepath.Glob(f.key + ".*.retired-*")
+	if len(retired) != 2 { // secret and public
+		t.Fatalf("retired keys: %v", retired)
+	}
+}
+
+// Acceptance 6: bad settings exit 2 naming the key and line.
+func TestBadSettings(t *testing.T) {
+	cases := []struct {
+		name, toml, want string
+	}{
+		{"unknown key", "host = \"h\"\nsources = [\"/etc\"]\nexcludes = [\"*.tmp\"]\n[destination]\nurl = \"dir:///tmp/x\"\n", `:3: unknown key "excludes"`},
+		{"bad url", "host = \"h\"\nsources = [\"/etc\"]\n[destination]\nurl = \"ftp://x/y\"\n", `:4: destination.url`},
+		{"missing sources", "host = \"h\"\n[destination]\nurl = \"dir:///tmp/x\"\n", `sources: no sources`},
+		{"syntax", "host = \"h\nsources = 1\n", `:1:`},
+		{"credentials", "host = \"h\"\nsources = [\"/etc\"]\n[destination]\nurl = \"dir:///tmp/x\"\naws_secret_access_key = \"x\"\n", `never stores credentials`},
+	}
+	bin := testutil.Binary(t, "backup_runner")
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			cfg := filepath.Join(t.TempDir(), "drym.toml")
+			must(t, os.WriteFile(cfg, []byte(c.toml), 0o644))
+			cmd := exec.Command(bin, "--config", cfg, "backup")
+			out, err := cmd.CombinedOutput()
+			var ee *exec.ExitError
+			if !errors.As(err, &ee) || ee.ExitCode() != 2 {
+				t.Fatalf("want exit 2, got %v: %s", err, out)
+			}
+			if !strings.Contains(string(out), c.want) || !strings.Contains(string(out), cfg) {
+				t.Fatalf("want %q naming %s, got %s", c.want, cfg, out)
+			}
+		})
+	}
+}
+
+// A file that cannot be read is skipped as a warning; the run succeeds.
+// Root reads everything, so the run drops to nobody (tests run as root in CI).
+func TestUnreadableFileIsAWarning(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to run the backup as nobody")
+	}
+	testWarningsAsNobody(t)
+}
+
+func testWarningsAsNobody(t *testing.T) {
+	f := newFixture(t)
+	must(t, os.Chmod(filepath.Join(f.src, "etc/ssl/private/server.key"), 0o000))
+	must(t, os.Chmod(filepath.Join(f.src, "etc/ssl/private"), 0o755))
+	f.init("dir://" + f.dest)
+	// Run as nobody: everything in the fixture is world-readable except the key.
+	must(t, os.Chmod(filepath.Dir(f.dir), 0o755)) // t.TempDir's parent is 0700
+	for _, p := range []string{f.dir, f.state, f.dest} {
+		must(t, os.MkdirAll(p, 0o777))
+		must(t, os.Chmod(p, 0o777))
+	}
+	must(t, os.Chmod(filepath.Join(f.dir, "etc"), 0o755))
+	must(t, os.Chmod(strings.TrimSuffix(f.key, ".asc")+".pub.asc", 0o644))
+	must(t, os.Chmod(f.cfg, 0o644))
+	filepath.WalkDir(f.dir, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && d.IsDir() {
+			os.Chmod(p, 0o777)
+		}
+		return nil
+	})
+	cmd := exec.Command(f.bin, "--config", f.cfg, "backup")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("backup as nobody: %v\n%s", err, out)
+	}
+	b := f.backupStatus()
+	if b.State != status.OK || b.Warnings != 1 || len(b.WarningList) != 1 || !strings.Contains(b.WarningList[0], "server.key: permission denied") {
+		t.Fatalf("status: state %s warnings %d %v", b.State, b.Warnings, b.WarningList)
+	}
+	if b.Files != 7 {
+		t.Fatalf("files %d, want 7", b.Files)
+	}
+}
