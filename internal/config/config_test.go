@@ -1,0 +1,89 @@
+package config
+
+import (
+	"errors"
+	"strings"
+	"testing"
+)
+
+func TestParseURL(t *testing.T) {
+	cases := []struct {
+		in      string
+		want    Location
+		wantErr string
+	}{
+		{"dir:///var/backups", Location{Scheme: "dir", Path: "/var/backups"}, ""},
+		{"/var/backups/", Location{Scheme: "dir", Path: "/var/backups"}, ""},
+		{"file:///mnt/x", Location{Scheme: "dir", Path: "/mnt/x"}, ""},
+		{"s3://bucket", Location{Scheme: "s3", Bucket: "bucket"}, ""},
+		{"s3://my-bucket/drym/prod/", Location{Scheme: "s3", Bucket: "my-bucket", Prefix: "drym/prod"}, ""},
+		{"dir://host/path", Location{}, "three slashes"},
+		{"dir://relative", Location{}, "three slashes"},
+		{"relative/path", Location{}, "want dir://"},
+		{"ftp://x/y", Location{}, "unsupported scheme"},
+		{"s3://UPPER/x", Location{}, "not a valid bucket"},
+		{"s3://key:secret@bucket/x", Location{}, "embeds credentials"},
+		{"s3://bucket/a/../b", Location{}, "'..'"},
+		{"s3://bucket/x?versionId=1", Location{}, "query"},
+	}
+	for _, c := range cases {
+		got, err := ParseURL(c.in)
+		if c.wantErr != "" {
+			if err == nil || !strings.Contains(err.Error(), c.wantErr) {
+				t.Errorf("%s: want error %q, got %v", c.in, c.wantErr, err)
+			}
+			continue
+		}
+		if err != nil || got != c.want {
+			t.Errorf("%s: got %+v, %v; want %+v", c.in, got, err, c.want)
+		}
+	}
+}
+
+func TestParse(t *testing.T) {
+	good := "host = \"web1\"\nsources = [\"/etc\", \"/var/www\"]\nexclude = [\"*.tmp\"]\n\n[destination]\nurl = \"s3://bkt/p\"\nendpoint = \"http://127.0.0.1:9000\"\npath_style = true\nread_profile = \"mon\"\n\n[escrow]\nurl = \"dir:///mnt/escrow\"\nrecipients = [\"/etc/drym/team.asc\"]\n"
+	c, err := Parse("drym.toml", []byte(good))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Host != "web1" || len(c.Sources) != 2 || !c.Destination.PathStyle || c.Destination.ReadProfile != "mon" ||
+		c.Escrow.URL != "dir:///mnt/escrow" || len(c.Escrow.Recipients) != 1 || c.StateDir != DefaultStateDir || c.KeyFile != DefaultKeyFile {
+		t.Fatalf("parsed %+v", c)
+	}
+	if c.PublicKeyFile() != "/etc/drym/host-key.pub.asc" {
+		t.Fatal(c.PublicKeyFile())
+	}
+	// What Encode writes, Parse reads back the same.
+	data, err := c.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c2, err := Parse("again.toml", data)
+	if err != nil {
+		t.Fatalf("re-parse: %v\n%s", err, data)
+	}
+	c.Path, c2.Path = "", ""
+	if c2.Host != c.Host || c2.Escrow.URL != c.Escrow.URL || c2.Destination != c.Destination {
+		t.Fatalf("round trip: %+v vs %+v", c, c2)
+	}
+
+	bad := []struct{ name, toml, want string }{
+		{"unknown top key", "host = \"h\"\nsource = [\"/etc\"]\n", `drym.toml:2: unknown key "source"`},
+		{"unknown table key", "host = \"h\"\nsources = [\"/etc\"]\n[destination]\nurl = \"/x\"\nbucket = \"b\"\n", `drym.toml:5: unknown key "destination.bucket"`},
+		{"credential key", "sources = [\"/etc\"]\n[destination]\nurl = \"/x\"\nsecret_key = \"s\"\n", "AWS credential chain"},
+		{"relative source", "sources = [\"etc\"]\n[destination]\nurl = \"/x\"\n", `drym.toml:1: sources: "etc" is not an absolute path`},
+		{"no destination", "sources = [\"/etc\"]\n", "destination.url: no destination"},
+		{"bad escrow", "sources = [\"/etc\"]\n[destination]\nurl = \"/x\"\n[escrow]\nurl = \"http://x\"\n", `drym.toml:5: escrow.url`},
+		{"bad glob", "sources = [\"/etc\"]\nexclude = [\"[\"]\n[destination]\nurl = \"/x\"\n", "exclude: bad glob"},
+		{"bad host", "host = \"a b\"\nsources = [\"/etc\"]\n[destination]\nurl = \"/x\"\n", "not a usable host name"},
+		{"syntax", "sources = [\"/etc\"\n", "drym.toml:"},
+		{"wrong type", "sources = \"/etc\"\n", "drym.toml"},
+	}
+	for _, b := range bad {
+		_, err := Parse("drym.toml", []byte(b.toml))
+		var ce *Error
+		if !errors.As(err, &ce) || !strings.Contains(err.Error(), b.want) {
+			t.Errorf("%s: want %q, got %v", b.name, b.want, err)
+		}
+	}
+}
