@@ -101,7 +101,7 @@ func TestRender(t *testing.T) {
 			want: want{
 				"drym_backup_last_run_ok": 1, "drym_backup_last_size_bytes": 1234567,
 				"drym_backup_last_duration_seconds": 90, "drym_backup_last_success_timestamp_seconds": float64(t1.Unix()),
-				"drym_backup_running": 0,
+				"drym_backup_running":           0,
 				"drym_test_restore_last_run_ok": 1, "drym_test_restore_last_size_bytes": 4096,
 				"drym_test_restore_last_duration_seconds": 150, "drym_test_restore_last_success_timestamp_seconds": float64(t1.Add(time.Minute).Unix()),
 				"drym_escrow_last_run_ok": 1, "drym_escrow_last_duration_seconds": 2,
@@ -125,7 +125,7 @@ func TestRender(t *testing.T) {
 			want: want{
 				"drym_backup_last_run_ok": 0, "drym_backup_last_success_timestamp_seconds": float64(t1.Unix()),
 				"drym_backup_last_duration_seconds": 60,
-				"drym_test_restore_last_run_ok": 0, "drym_test_restore_last_success_timestamp_seconds": float64(t0.Unix()),
+				"drym_test_restore_last_run_ok":     0, "drym_test_restore_last_success_timestamp_seconds": float64(t0.Unix()),
 				"drym_escrow_last_run_ok": 0,
 			},
 			omit: []string{"drym_backup_last_size_bytes", "drym_test_restore_last_size_bytes", "drym_escrow_last_success_timestamp_seconds"},
