@@ -1,0 +1,159 @@
+package pluginsd
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/smithy-go"
+
+	"github.com/drym-backup/drym/internal/testutil"
+)
+
+// bucketPolicy turns the shipped identity policies into one bucket policy
+// (the same statements, each with the user it belongs to as Principal), with
+// the placeholders filled in, so a real S3 server can enforce them.
+func bucketPolicy(t *testing.T, bucket string, files [][2]string) string {
+	t.Helper()
+	var all []map[string]any
+	for _, fp := range files {
+		file, principal := fp[0], fp[1]
+		data, err := os.ReadFile(filepath.Join(pluginsDir(t), "s3", file))
+		if err != nil {
+			t.Fatal(err)
+		}
+		filled := strings.NewReplacer("ESCROW_BUCKET", bucket, "ESCROW_PREFIX", "keys",
+			"BUCKET", bucket, "PREFIX", "drym", "HOST", "web1").Replace(string(data))
+		var doc struct{ Statement []map[string]any }
+		if err := json.Unmarshal([]byte(filled), &doc); err != nil {
+			t.Fatalf("%s: %v", file, err)
+		}
+		for _, s := range doc.Statement {
+			s["Principal"] = map[string]any{"AWS": []string{principal}}
+			s["Sid"] = fmt.Sprint(s["Sid"], len(all))
+			all = append(all, s)
+		}
+	}
+	out, err := json.Marshal(map[string]any{"Version": "2012-10-17", "Statement": all})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(out)
+}
+
+// TestS3PoliciesEnforced installs the put-only and read-only policies on a
+// real S3 server (versitygw on 127.0.0.1) and tries every operation as each
+// user: each may do exactly what its policy says, on its host's prefix only.
+func TestS3PoliciesEnforced(t *testing.T) {
+	srv := testutil.StartS3(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	// The host's put-only user also ships (and reads back) its escrow zips,
+	// as the README sets them up; escrow shares the bucket here.
+	policy := bucketPolicy(t, srv.Bucket, [][2]string{
+		{"backup-put-only-policy.json", "drymput"},
+		{"escrow-policy.json", "drymput"},
+		{"monitoring-read-only-policy.json", "drymread"},
+	})
+	root := srv.Root()
+	if _, err := root.PutBucketPolicy(ctx, &s3.PutBucketPolicyInput{Bucket: &srv.Bucket, Policy: &policy}); err != nil {
+		t.Fatalf("put bucket policy: %v\n%s", err, policy)
+	}
+	for _, key := range []string{"drym/web1/old.tar.zst.gpg", "drym/web2/other.tar.zst.gpg", "keys/drym-escrow-web2-0123456789abcdef-20260101.zip"} {
+		if _, err := root.PutObject(ctx, &s3.PutObjectInput{Bucket: &srv.Bucket, Key: aws.String(key), Body: strings.NewReader("x")}); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	ops := map[string]s3op{
+		"put": opPut(srv.Bucket), "get": opGet(srv.Bucket),
+		"list": opList(srv.Bucket), "delete": opDelete(srv.Bucket),
+	}
+	tests := []struct {
+		user, op, key string
+		ok            bool
+	}{
+		{"put", "put", "drym/web1/new.tar.zst.gpg", true},
+		{"put", "put", "drym/web2/new.tar.zst.gpg", false},
+		{"put", "put", "elsewhere/new", false},
+		{"put", "get", "drym/web1/old.tar.zst.gpg", false},
+		{"put", "list", "drym/web1/", false},
+		{"put", "delete", "drym/web1/old.tar.zst.gpg", false},
+		{"read", "get", "drym/web1/old.tar.zst.gpg", true},
+		{"put", "put", "keys/drym-escrow-web1-0123456789abcdef-20260102.zip", true},
+		{"put", "get", "keys/drym-escrow-web1-0123456789abcdef-20260102.zip", true},
+		{"put", "list", "keys/drym-escrow-web1-", true},
+		{"put", "put", "keys/drym-escrow-web2-0123456789abcdef-20260102.zip", false},
+		{"put", "get", "keys/drym-escrow-web2-0123456789abcdef-20260101.zip", false},
+		{"put", "list", "keys/", false},
+		{"put", "delete", "keys/drym-escrow-web1-0123456789abcdef-20260102.zip", false},
+		{"read", "list", "drym/web1/", true},
+		{"read", "get", "drym/web2/other.tar.zst.gpg", false},
+		{"read", "list", "drym/web2/", false},
+		{"read", "list", "", false},
+		{"read", "put", "drym/web1/new2.tar.zst.gpg", false},
+		{"read", "delete", "drym/web1/old.tar.zst.gpg", false},
+	}
+	clients := map[string]*s3.Client{"put": srv.PutOnly(), "read": srv.ReadOnly()}
+	for _, tt := range tests {
+		t.Run(tt.user+" "+tt.op+" "+tt.key, func(t *testing.T) {
+			err := ops[tt.op](ctx, clients[tt.user], tt.key)
+			if tt.ok && err != nil {
+				t.Fatalf("refused: %v", err)
+			}
+			if !tt.ok {
+				var api smithy.APIError
+				if err == nil {
+					t.Fatal("allowed, want AccessDenied")
+				}
+				if !errors.As(err, &api) || api.ErrorCode() != "AccessDenied" {
+					t.Fatalf("want AccessDenied, got %v", err)
+				}
+			}
+		})
+	}
+}
+
+type s3op = func(context.Context, *s3.Client, string) error
+
+func opPut(bucket string) s3op {
+	return func(ctx context.Context, c *s3.Client, key string) error {
+		_, err := c.PutObject(ctx, &s3.PutObjectInput{Bucket: &bucket, Key: &key, Body: bytes.NewReader([]byte("data"))})
+		return err
+	}
+}
+
+func opGet(bucket string) s3op {
+	return func(ctx context.Context, c *s3.Client, key string) error {
+		out, err := c.GetObject(ctx, &s3.GetObjectInput{Bucket: &bucket, Key: &key})
+		if err == nil {
+			_, err = io.Copy(io.Discard, out.Body)
+			out.Body.Close()
+		}
+		return err
+	}
+}
+
+func opList(bucket string) s3op {
+	return func(ctx context.Context, c *s3.Client, prefix string) error {
+		_, err := c.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: &bucket, Prefix: &prefix})
+		return err
+	}
+}
+
+func opDelete(bucket string) s3op {
+	return func(ctx context.Context, c *s3.Client, key string) error {
+		_, err := c.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: &bucket, Key: &key})
+		return err
+	}
+}
