@@ -60,7 +60,14 @@ func nagiosVerify(t *testing.T, nagios string, extra ...string) (out string, war
 // every example service. The broken cases prove the test can fail.
 func TestNagiosConfig(t *testing.T) {
 	nagios := testutil.Need(t, "nagios4")
-	shipped := filepath.Join(pluginsDir(t), "nagios")
+	// Nagios reads the files as root here, but a checkout under /root would
+	// not be readable once it drops to nagios: copy them, example included
+	// (cfg_dir must skip it: only *.cfg are read).
+	shipped := filepath.Join(publicDir(t), "drym")
+	files, _ := filepath.Glob(filepath.Join(pluginsDir(t), "nagios", "*"))
+	for _, f := range files {
+		copyFile(t, f, filepath.Join(shipped, filepath.Base(f)), 0o644)
+	}
 	example := filepath.Join(shipped, "example-hosts.cfg.example")
 	exampleData, err := os.ReadFile(example)
 	if err != nil {
