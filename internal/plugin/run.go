@@ -271,5 +271,5 @@ func SettingsResult(err error) Result {
 		detail := strings.TrimPrefix(err.Error(), ErrNotSetUp.Error()+": ")
 		return Result{State: Critical, Summary: fmt.Sprintf("not set up: %s (%s)", NotSetUpFix, detail)}
 	}
-	return Result{State: Unknown, Summary: err.Error()}
+	return Result{State: Unknown, Summary: err.Error() + ": correct it, then check with backup_runner status"}
 }

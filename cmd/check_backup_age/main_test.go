@@ -1,0 +1,525 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/alexflint/go-arg"
+
+	"github.com/drym-backup/drym/internal/plugin"
+	"github.com/drym-backup/drym/internal/status"
+	"github.com/drym-backup/drym/internal/store"
+	"github.com/drym-backup/drym/internal/testutil"
+)
+
+var update = flag.Bool("update", false, "rewrite testdata/*.golden")
+
+var now = time.Date(2026, 3, 10, 12, 0, 0, 0, time.UTC)
+
+const (
+	statePath = "/var/lib/drym/backup.json"
+	objName   = "20260310T084550Z-0123456789abcdef0123456789abcdef.tar.zst.gpg"
+	sha       = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
+)
+
+// defaults parses an empty command line so the tests use the flag defaults.
+func defaults(t testing.TB, argv ...string) args {
+	t.Helper()
+	var a args
+	p, err := arg.NewParser(arg.Config{IgnoreEnv: true}, &a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Parse(argv); err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
+// run is a finished backup run ending ago before now.
+func run(ago time.Duration, bytesIn int64, obj string) status.BackupRun {
+	fin := now.Add(-ago)
+	return status.BackupRun{
+		Started: fin.Add(-4*time.Minute - 10*time.Second), Finished: fin, State: status.OK,
+		Object: "web1/" + obj, BytesIn: bytesIn, BytesOut: bytesIn * 4 / 5, Files: 14203, SHA256: sha,
+	}
+}
+
+// backup is an ok backup.json as the runner writes it: the run, itself as
+// last success and first in the history, one older run before it.
+func backup(ago time.Duration) *status.Backup {
+	r := run(ago, 1536<<20, objName)
+	prev := run(ago+24*time.Hour, 1500<<20, "20260309T084550Z-ffffffffffffffffffffffffffffffff.tar.zst.gpg")
+	b := &status.Backup{
+		Common: status.Common{Schema: status.Schema, Job: status.JobBackup, Host: "web1", Version: "1.0.0",
+			PID: 4242, State: status.OK, Started: r.Started, Finished: r.Finished},
+		Destination: "s3://backups/drym", Object: r.Object, BytesIn: r.BytesIn, BytesOut: r.BytesOut,
+		Files: r.Files, SHA256: r.SHA256,
+	}
+	b.LastSuccess = &r
+	b.History = []status.BackupRun{r, prev}
+	return b
+}
+
+// running turns b into a run in progress since ago, keeping its last success.
+func running(b *status.Backup, since time.Duration) *status.Backup {
+	last := *b.LastSuccess
+	b.State, b.Started, b.Finished, b.PID = status.Running, now.Add(-since), time.Time{}, 5151
+	b.Object, b.BytesIn, b.BytesOut, b.Files, b.SHA256 = "", 0, 0, 0, ""
+	b.LastSuccess = &last
+	return b
+}
+
+func failed(b *status.Backup, ago time.Duration, msg string) *status.Backup {
+	last := *b.LastSuccess
+	b.State, b.Started, b.Finished, b.Error = status.Failed, now.Add(-ago-time.Minute), now.Add(-ago), msg
+	b.Object, b.BytesIn, b.BytesOut, b.Files, b.SHA256 = "", 0, 0, 0, ""
+	b.LastSuccess = &last
+	return b
+}
+
+func parseErr(data string) error {
+	var b status.Backup
+	err := status.Parse([]byte(data), &b)
+	if err == nil {
+		panic("parses")
+	}
+	return fmt.Errorf("%s: %w", statePath, err)
+}
+
+func ok(b *status.Backup) facts { return facts{Path: statePath, Status: b} }
+
+func withRemote(f facts, rf remoteFacts) facts {
+	if rf.Where == "" {
+		rf.Where = "s3://backups/drym"
+	}
+	if rf.Object == "" {
+		rf.Object = "web1/" + objName
+	}
+	f.Remote = &rf
+	return f
+}
+
+func TestEvaluate(t *testing.T) {
+	size := int64(1536<<20) * 4 / 5
+	tests := []struct {
+		name  string // also the golden file
+		f     facts
+		argv  []string
+		state plugin.State
+		first string // substring of the first line
+	}{
+		{"ok", ok(backup(3 * time.Hour)), nil, plugin.OK, "last backup 3h ago: 1.2 GiB in 14203 files, took 4m10s, to s3://backups/drym"},
+		{"ok_just_under_warning", ok(backup(26 * time.Hour)), nil, plugin.OK, "last backup 1d2h ago"},
+		{"warning_age", ok(backup(27 * time.Hour)), nil, plugin.Warning, "last successful backup 1d3h ago, older than 26h (-w): run backup_runner backup"},
+		{"critical_age", ok(backup(51 * time.Hour)), nil, plugin.Critical, "older than 50h (-c)"},
+		{"critical_age_custom", ok(backup(3 * time.Hour)), []string{"-w", "1h", "-c", "2h"}, plugin.Critical, "older than 2h (-c)"},
+		{"warning_age_range", ok(backup(3 * time.Hour)), []string{"-w", "@2h:4h"}, plugin.Warning, "between 2h and 4h old (-w)"},
+		{"ok_running_alive", func() facts {
+			f := ok(running(backup(20*time.Hour), time.Hour))
+			f.Alive = true
+			return f
+		}(), nil, plugin.OK, "last backup 20h ago: 1.2 GiB in 14203 files, took 4m10s, to s3://backups/drym; a backup is running (pid 5151, for 1h)"},
+		{"warning_running_long", func() facts {
+			f := ok(running(backup(14*time.Hour), 13*time.Hour))
+			f.Alive = true
+			return f
+		}(), nil, plugin.Warning, "backup running for 13h (pid 5151), longer than --max-runtime 12h"},
+		{"critical_running_old_success", func() facts {
+			f := ok(running(backup(60*time.Hour), 2*time.Hour))
+			f.Alive = true
+			return f
+		}(), nil, plugin.Critical, "last successful backup 2d12h ago, older than 50h"},
+		{"critical_runner_died", ok(running(backup(20*time.Hour), time.Hour)), nil, plugin.Critical, "runner died: the backup started 1h ago (pid 5151) is gone without finishing"},
+		{"critical_first_running", func() facts {
+			b := running(backup(time.Hour), 10*time.Minute)
+			b.LastSuccess, b.History = nil, nil
+			return facts{Path: statePath, Status: b, Alive: true}
+		}(), nil, plugin.Critical, "no backup yet: the first backup is still running (pid 5151, for 10m)"},
+		{"critical_failed", ok(failed(backup(20*time.Hour), 30*time.Minute, "cannot upload to s3://backups/drym: AccessDenied")), nil, plugin.Critical,
+			"last backup failed 30m ago: cannot upload to s3://backups/drym: AccessDenied; fix that and run backup_runner backup"},
+		{"critical_failed_never_succeeded", func() facts {
+			b := failed(backup(20*time.Hour), 30*time.Minute, "no such source /srv/www")
+			b.LastSuccess, b.History = nil, nil
+			return ok(b)
+		}(), nil, plugin.Critical, "last backup failed 30m ago: no such source /srv/www"},
+		{"warning_warnings", func() facts {
+			b := backup(3 * time.Hour)
+			b.Warnings, b.LastSuccess.Warnings = 4, 4
+			b.WarningList = []string{"/srv/www/a: permission denied", "/srv/www/b: file changed as we read it", "/srv/db/c: vanished", "/srv/x: permission denied"}
+			return ok(b)
+		}(), nil, plugin.Warning, "last backup had 4 warning(s): /srv/www/a: permission denied; /srv/www/b: file changed as we read it; /srv/db/c: vanished; …"},
+		{"warning_shrank", func() facts {
+			b := backup(3 * time.Hour)
+			b.History[1].BytesIn = 5 << 30
+			return ok(b)
+		}(), nil, plugin.Warning, "backup shrank 70% since the previous one (5.0 GiB → 1.5 GiB of data, over --shrink-warning 50%)"},
+		{"ok_shrank_disabled", func() facts {
+			b := backup(3 * time.Hour)
+			b.History[1].BytesIn = 5 << 30
+			return ok(b)
+		}(), []string{"--shrink-warning", "0"}, plugin.OK, "last backup 3h ago"},
+		{"worst_of_several", func() facts {
+			b := backup(30 * time.Hour)
+			b.History[1].BytesIn = 5 << 30
+			b.Warnings, b.LastSuccess.Warnings = 1, 1
+			b.WarningList = []string{"/srv/x: permission denied"}
+			return withRemote(ok(b), remoteFacts{Err: fmt.Errorf("HeadObject s3://backups/drym/web1/x: %w", store.ErrNotFound)})
+		}(), nil, plugin.Critical, "is missing from s3://backups/drym (deleted"},
+		{"critical_not_set_up", facts{SettingsErr: fmt.Errorf("%w: no settings file /etc/drym/drym.toml", plugin.ErrNotSetUp)}, nil, plugin.Critical,
+			"not set up: run backup_runner init (no settings file /etc/drym/drym.toml)"},
+		{"unknown_bad_settings", facts{SettingsErr: errors.New("cannot use settings: /etc/drym/drym.toml:3: unknown key \"hots\"")}, nil, plugin.Unknown,
+			"cannot use settings: /etc/drym/drym.toml:3: unknown key"},
+		{"critical_no_backup_yet", facts{Path: statePath, ReadErr: fmt.Errorf("%s: %w", statePath, status.ErrNotExist)}, nil, plugin.Critical,
+			"no backup yet: run backup_runner backup (no /var/lib/drym/backup.json)"},
+		{"unknown_schema", facts{Path: statePath, ReadErr: parseErr(`{"schema": 2, "job": "backup"}`)}, nil, plugin.Unknown,
+			"unknown status schema 2 (this drym reads schema 1; upgrade drym on this host)"},
+		{"unknown_corrupt", facts{Path: statePath, ReadErr: parseErr(`{"schema": 1, "job": "backup", "state": "ok", "started": "2026-03-10T08:00:00Z"`)}, nil, plugin.Unknown,
+			"status file is corrupt"},
+		{"unknown_permission", facts{Path: statePath, ReadErr: &os.PathError{Op: "open", Path: statePath, Err: syscall.EACCES}}, nil, plugin.Unknown,
+			"permission denied (the check runs as user nagios"},
+		{"unknown_future", ok(backup(-time.Hour)), nil, plugin.Unknown, "backup.json: timestamp in the future: 2026-03-10T12:55:50Z is 55m50s ahead of this host's clock (check NTP); fix the clock (timedatectl status)"},
+		{"ok_small_skew", ok(backup(-2 * time.Minute)), nil, plugin.OK, "last backup 0s ago"},
+		{"ok_remote", withRemote(ok(backup(3*time.Hour)), remoteFacts{Size: size, SidecarSHA: sha}), []string{"--remote"}, plugin.OK, "last backup 3h ago"},
+		{"critical_remote_missing", withRemote(ok(backup(3*time.Hour)), remoteFacts{Err: fmt.Errorf("x: %w", store.ErrNotFound)}), []string{"--remote"}, plugin.Critical,
+			"the last backup web1/" + objName + " is missing from s3://backups/drym (deleted"},
+		{"critical_remote_size", withRemote(ok(backup(3*time.Hour)), remoteFacts{Size: 1000, SidecarSHA: sha}), []string{"--remote"}, plugin.Critical,
+			"is 1000 bytes, the runner recorded"},
+		{"critical_remote_sha", withRemote(ok(backup(3*time.Hour)), remoteFacts{Size: size, SidecarSHA: strings.Repeat("0", 64)}), []string{"--remote"}, plugin.Critical,
+			"the object is not the one uploaded"},
+		{"warning_remote_sidecar_missing", withRemote(ok(backup(3*time.Hour)), remoteFacts{Size: size, SidecarErr: fmt.Errorf("x: %w", store.ErrNotFound)}), []string{"--remote"}, plugin.Warning,
+			"sidecar web1/" + objName + ".sha256 is missing"},
+		{"unknown_remote_denied", withRemote(ok(backup(3*time.Hour)), remoteFacts{Err: errors.New("HeadObject s3://backups/drym/web1/x: 403 Forbidden")}), []string{"--remote"}, plugin.Unknown,
+			"cannot check the destination: HeadObject s3://backups/drym/web1/x: 403 Forbidden (check read_profile"},
+		{"unknown_remote_no_settings", withRemote(ok(backup(3*time.Hour)), remoteFacts{Err: errNoSettings}), []string{"--remote"}, plugin.Unknown,
+			"--remote needs the settings file"},
+	}
+	seen := map[string]bool{}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if seen[tt.name] {
+				t.Fatal("duplicate name")
+			}
+			seen[tt.name] = true
+			r := evaluate(tt.f, defaults(t, tt.argv...), now)
+			if r.State != tt.state {
+				t.Errorf("state %v, want %v: %s", r.State, tt.state, r.Summary)
+			}
+			out := plugin.Format(r)
+			first, _, _ := strings.Cut(out, "\n")
+			if !strings.Contains(first, tt.first) {
+				t.Errorf("first line\n%s\nlacks\n%s", first, tt.first)
+			}
+			if r.State != plugin.OK && !namesFix(first) {
+				t.Errorf("non-OK first line names no fix: %s", first)
+			}
+			if len(out) > plugin.MaxOutput {
+				t.Errorf("output %d bytes", len(out))
+			}
+			golden(t, tt.name, out)
+		})
+	}
+}
+
+// namesFix reports whether a first line names a command or action that fixes
+// the problem.
+func namesFix(line string) bool {
+	for _, fix := range []string{"backup_runner ", "--config", "upgrade drym", "group nagios", "timedatectl", "systemctl"} {
+		if strings.Contains(line, fix) {
+			return true
+		}
+	}
+	return false
+}
+
+func golden(t *testing.T, name, got string) {
+	t.Helper()
+	path := filepath.Join("testdata", name+".golden")
+	if *update {
+		if err := os.MkdirAll("testdata", 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test -update)", err)
+	}
+	if got != string(want) {
+		t.Errorf("output differs from %s (go test -update to accept):\ngot:\n%s\nwant:\n%s", path, got, want)
+	}
+}
+
+// ---- the built binary ----
+
+type binResult struct {
+	code           int
+	stdout, stderr string
+	took           time.Duration
+}
+
+// TestMain builds the binary once (unless make already did: DRYM_BIN).
+func TestMain(m *testing.M) {
+	flag.Parse()
+	if os.Getenv("DRYM_BIN") == "" {
+		dir, err := os.MkdirTemp("", "drym-bin-")
+		if err != nil {
+			panic(err)
+		}
+		os.Setenv("DRYM_BIN", dir)
+		out, err := exec.Command("go", "build", "-o", dir, ".").CombinedOutput()
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "go build: %v\n%s", err, out)
+			os.Exit(1)
+		}
+		code := m.Run()
+		os.RemoveAll(dir)
+		os.Exit(code)
+	}
+	os.Exit(m.Run())
+}
+
+func runBin(t *testing.T, env []string, argv ...string) binResult {
+	t.Helper()
+	bin := testutil.Binary(t, "check_backup_age")
+	cmd := exec.Command(bin, argv...)
+	cmd.Env = append(os.Environ(), "DRYM_CONFIG=/nonexistent/drym.toml")
+	cmd.Env = append(cmd.Env, env...)
+	var out, errOut bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	start := time.Now()
+	err := cmd.Run()
+	r := binResult{stdout: out.String(), stderr: errOut.String(), took: time.Since(start)}
+	var ee *exec.ExitError
+	switch {
+	case errors.As(err, &ee):
+		r.code = ee.ExitCode()
+	case err != nil:
+		t.Fatal(err)
+	}
+	return r
+}
+
+// liveBackup is an ok backup relative to the real clock: the fixture
+// shifted from the fixed test time to now.
+func liveBackup(ago time.Duration) *status.Backup {
+	b := backup(ago)
+	d := time.Since(now)
+	shift := func(r *status.BackupRun) { r.Started, r.Finished = r.Started.Add(d), r.Finished.Add(d) }
+	b.Started, b.Finished = b.Started.Add(d), b.Finished.Add(d)
+	shift(b.LastSuccess)
+	for i := range b.History {
+		shift(&b.History[i])
+	}
+	return b
+}
+
+func writeState(t *testing.T, b *status.Backup) string {
+	t.Helper()
+	dir := t.TempDir()
+	if b != nil {
+		if err := status.Write(filepath.Join(dir, status.BackupFile), b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
+func TestBinary(t *testing.T) {
+	deadPID := func() int {
+		c := exec.Command("true")
+		if err := c.Run(); err != nil {
+			t.Fatal(err)
+		}
+		return c.Process.Pid
+	}
+	corrupt := t.TempDir()
+	if err := os.WriteFile(filepath.Join(corrupt, status.BackupFile), []byte("{not json"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name  string
+		dir   string
+		argv  []string
+		code  int
+		first string
+	}{
+		{"ok", writeState(t, liveBackup(3*time.Hour)), nil, 0, "OK: last backup 3h ago"},
+		{"warning", writeState(t, liveBackup(27*time.Hour)), nil, 1, "WARNING: last successful backup 1d3h ago, older than 26h (-w)"},
+		{"critical", writeState(t, liveBackup(51*time.Hour)), nil, 2, "CRITICAL: last successful backup 2d3h ago, older than 50h (-c)"},
+		{"critical failed", writeState(t, func() *status.Backup {
+			b := failed(liveBackup(3*time.Hour), 0, "disk full")
+			b.Started, b.Finished = time.Now().Add(-time.Minute), time.Now()
+			return b
+		}()), nil, 2, "CRITICAL: last backup failed 0s ago: disk full"},
+		{"running live pid", writeState(t, func() *status.Backup {
+			b := running(liveBackup(3*time.Hour), 0)
+			b.PID, b.Started = os.Getpid(), time.Now()
+			return b
+		}()), nil, 0, "OK: last backup 3h ago"},
+		{"running dead pid", writeState(t, func() *status.Backup {
+			b := running(liveBackup(3*time.Hour), 0)
+			b.PID, b.Started = deadPID(), time.Now()
+			return b
+		}()), nil, 2, "CRITICAL: runner died"},
+		{"no backup yet", writeState(t, nil), nil, 2, "CRITICAL: no backup yet: run backup_runner backup"},
+		{"not set up", "", nil, 2, "CRITICAL: not set up: run backup_runner init (no settings file /nonexistent/drym.toml)"},
+		{"no state dir", "/nonexistent/state", nil, 2, "CRITICAL: not set up: run backup_runner init (no state directory /nonexistent/state)"},
+		{"corrupt", corrupt, nil, 3, "UNKNOWN: " + filepath.Join(corrupt, status.BackupFile) + ": status file is corrupt"},
+		{"bad flag", "", []string{"--bogus"}, 3, "UNKNOWN: bad command line: unknown argument --bogus"},
+		{"bad threshold", "", []string{"-w", "tomorrow"}, 3, "UNKNOWN: bad command line: error processing -w: bad threshold \"tomorrow\""},
+		{"bad timeout", "", []string{"-t", "-1"}, 3, "UNKNOWN: bad command line:"},
+		{"help", "", []string{"--help"}, 0, "check_backup_age: is the last drym backup"},
+		{"version", "", []string{"--version"}, 0, "check_backup_age drym "},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			argv := tt.argv
+			if tt.dir != "" {
+				argv = append([]string{"--state-dir", tt.dir}, argv...)
+			}
+			r := runBin(t, nil, argv...)
+			if r.code != tt.code {
+				t.Errorf("exit %d, want %d:\n%s", r.code, tt.code, r.stdout)
+			}
+			if !strings.HasPrefix(r.stdout, tt.first) {
+				t.Errorf("stdout starts\n%.200s\nwant\n%s", r.stdout, tt.first)
+			}
+			if r.stderr != "" {
+				t.Errorf("stderr without -v: %q", r.stderr)
+			}
+		})
+	}
+}
+
+func TestBinaryVerbose(t *testing.T) {
+	dir := writeState(t, liveBackup(time.Hour))
+	r := runBin(t, nil, "--state-dir", dir, "-v")
+	if r.code != 0 || !strings.Contains(r.stderr, "reading "+filepath.Join(dir, status.BackupFile)) {
+		t.Errorf("exit %d, stderr %q", r.code, r.stderr)
+	}
+}
+
+// A status file on a hung path (a FIFO nobody writes: open(2) blocks) must
+// still end in UNKNOWN within -t.
+func TestBinaryTimeoutOnHungFile(t *testing.T) {
+	dir := t.TempDir()
+	if err := syscall.Mkfifo(filepath.Join(dir, status.BackupFile), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r := runBin(t, nil, "--state-dir", dir, "-t", "1")
+	if r.code != 3 || !strings.HasPrefix(r.stdout, "UNKNOWN: timed out after 1s reading "+filepath.Join(dir, status.BackupFile)) {
+		t.Errorf("exit %d: %s", r.code, r.stdout)
+	}
+	if r.took > 2*time.Second {
+		t.Errorf("took %v with -t 1", r.took)
+	}
+}
+
+func writeConfig(t *testing.T, stateDir, destination, extra string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "drym.toml")
+	cfg := fmt.Sprintf("host = \"web1\"\nsources = [\"/etc\"]\nstate_dir = %q\n[destination]\nurl = %q\n%s", stateDir, destination, extra)
+	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// --remote against a dir destination: the real store code, HEAD + GET.
+func TestBinaryRemoteDir(t *testing.T) {
+	dest := t.TempDir()
+	b := liveBackup(2 * time.Hour)
+	state := writeState(t, b)
+	cfg := writeConfig(t, state, "dir://"+dest, "")
+	hostDir := filepath.Join(dest, "web1")
+	if err := os.MkdirAll(hostDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	obj := filepath.Join(hostDir, objName)
+	if err := os.WriteFile(obj, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(obj, b.BytesOut); err != nil { // sparse: the size is what counts
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(obj+".sha256", []byte(sha+"  "+objName+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	steps := []struct {
+		name  string
+		prep  func()
+		code  int
+		first string
+	}{
+		{"present", func() {}, 0, "OK: last backup 2h ago"},
+		{"sidecar missing", func() { os.Remove(obj + ".sha256") }, 1, "WARNING: the sidecar web1/" + objName + ".sha256 is missing from dir://" + dest},
+		{"truncated", func() { os.Truncate(obj, 10) }, 2, "CRITICAL: the last backup web1/" + objName + " in dir://" + dest + " is 10 bytes"},
+		{"deleted", func() { os.Remove(obj) }, 2, "CRITICAL: the last backup web1/" + objName + " is missing from dir://" + dest},
+	}
+	for _, s := range steps {
+		s.prep()
+		r := runBin(t, nil, "--config", cfg, "--remote")
+		if r.code != s.code || !strings.HasPrefix(r.stdout, s.first) {
+			t.Errorf("%s: exit %d (want %d):\n%s\nwant prefix\n%s", s.name, r.code, s.code, r.stdout, s.first)
+		}
+	}
+	// Without --remote the deleted object goes unnoticed: that is what
+	// --remote is for.
+	if r := runBin(t, nil, "--config", cfg); r.code != 0 {
+		t.Errorf("without --remote: exit %d: %s", r.code, r.stdout)
+	}
+}
+
+// Acceptance: --remote against an endpoint that accepts connections and
+// never answers, with -t 2, exits 3 within 3 s.
+func TestBinaryRemoteHungEndpoint(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	held := make(chan net.Conn, 64)
+	defer func() {
+		ln.Close()
+		for len(held) > 0 {
+			(<-held).Close()
+		}
+	}()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			select {
+			case held <- c: // hold it open, never answer
+			default:
+				c.Close()
+			}
+		}
+	}()
+	state := writeState(t, liveBackup(time.Hour))
+	cfg := writeConfig(t, state, "s3://backups/drym", fmt.Sprintf("endpoint = \"http://%s\"\npath_style = true\n", ln.Addr()))
+	r := runBin(t, []string{"AWS_CA_BUNDLE=", "AWS_ACCESS_KEY_ID=x", "AWS_SECRET_ACCESS_KEY=y", "AWS_EC2_METADATA_DISABLED=true", "AWS_CONFIG_FILE=/dev/null", "AWS_SHARED_CREDENTIALS_FILE=/dev/null"},
+		"--config", cfg, "--remote", "-t", "2")
+	if r.code != 3 || !strings.HasPrefix(r.stdout, "UNKNOWN: timed out after 2s asking s3://backups/drym/web1/ for "+objName) {
+		t.Errorf("exit %d: %s", r.code, r.stdout)
+	}
+	if r.took > 3*time.Second {
+		t.Errorf("took %v with -t 2", r.took)
+	}
+}
