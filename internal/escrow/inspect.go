@@ -1,0 +1,358 @@
+package escrow
+
+import (
+	"archive/zip"
+	"bufio"
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"path"
+	"regexp"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/ProtonMail/go-crypto/openpgp"
+	"github.com/ProtonMail/go-crypto/openpgp/packet"
+
+	"github.com/drym-backup/drym/internal/config"
+	"github.com/drym-backup/drym/internal/crypt"
+)
+
+// Limits bound what Inspect accepts. A real escrow zip is about 20 KiB with
+// members of a few KiB; everything far beyond that is damage or an attack
+// (a zip bomb must cost bounded memory and time, not the monitoring host).
+type Limits struct {
+	MaxZip     int64 // size of the zip itself
+	MaxEntries int   // entries in the central directory
+	MaxMember  int64 // uncompressed bytes of one member
+	MaxTotal   int64 // uncompressed bytes of all members
+	MaxRatio   int64 // uncompressed/compressed of a member larger than ratioFloor
+}
+
+// DefaultLimits fit real zips a hundred times over.
+var DefaultLimits = Limits{MaxZip: 8 << 20, MaxEntries: 32, MaxMember: 1 << 20, MaxTotal: 4 << 20, MaxRatio: 100}
+
+// ratioFloor: small members may compress very well (a short, repetitive
+// file); the ratio only says "bomb" for larger ones.
+const ratioFloor = 64 << 10
+
+// ErrBroken wraps every reason Inspect refuses a zip: the escrow copy is
+// not usable, and a new one must be shipped.
+var ErrBroken = errors.New("escrow zip is unusable")
+
+// Facts is what an escrow zip holds, as far as the checks care.
+type Facts struct {
+	// Host is the host named by the folder drym-<host>/.
+	Host string
+	// Fingerprint is that of the public key member (the secret member, when
+	// bare, has been checked to be the same key).
+	Fingerprint string
+	// SecretEncrypted is true for host-key.asc.gpg; SecretRecipients are
+	// the key IDs it is encrypted to.
+	SecretEncrypted  bool
+	SecretRecipients []uint64
+	KeyCreated       time.Time
+	// KeyExpires is when the key (or its encryption subkey) expires; zero
+	// when it never does.
+	KeyExpires time.Time
+	// Config is the escrowed settings file.
+	Config *config.Config
+	// Contents holds every member by its name inside the folder.
+	Contents map[string][]byte
+	// Uncompressed is the total of all members.
+	Uncompressed int64
+}
+
+func broken(format string, a ...any) error {
+	return fmt.Errorf("%w: %s", ErrBroken, fmt.Sprintf(format, a...))
+}
+
+var folderRe = regexp.MustCompile(`^drym-([A-Za-z0-9][A-Za-z0-9._-]{0,252})$`)
+
+// Inspect reads a zip of size bytes from r and checks it fully: bounded
+// entry count, sizes and ratios; safe member names in one drym-<host>/
+// folder; every member read to its end (so its CRC is checked); the required
+// members present; SHA256SUMS matching; the keys parseable and the bare
+// secret key (when there is one) the same key as the public one. Every error
+// wraps ErrBroken. Nothing is written anywhere.
+func Inspect(r io.ReaderAt, size int64, lim Limits) (*Facts, error) {
+	if size == 0 {
+		return nil, broken("empty file (0 bytes)")
+	}
+	if size > lim.MaxZip {
+		return nil, broken("%d bytes, more than the %d a real escrow zip could be", size, lim.MaxZip)
+	}
+	zr, err := zip.NewReader(r, size)
+	if err != nil && !errors.Is(err, zip.ErrInsecurePath) {
+		return nil, broken("not a readable zip: %v", err)
+	}
+	if len(zr.File) == 0 {
+		return nil, broken("the zip has no members")
+	}
+	if len(zr.File) > lim.MaxEntries {
+		return nil, broken("%d entries, more than %d", len(zr.File), lim.MaxEntries)
+	}
+	f := &Facts{Contents: map[string][]byte{}}
+	var total int64
+	for _, zf := range zr.File {
+		folder, name, err := splitName(zf.Name)
+		if err != nil {
+			return nil, err
+		}
+		if f.Host == "" {
+			f.Host = folder
+		} else if folder != f.Host {
+			return nil, broken("members in two folders (drym-%s/ and drym-%s/)", f.Host, folder)
+		}
+		if name == "" { // the folder's own entry
+			if zf.UncompressedSize64 != 0 {
+				return nil, broken("folder entry %q has content", zf.Name)
+			}
+			continue
+		}
+		if !knownMember(name) {
+			return nil, broken("unexpected member %q (an escrow zip holds only %s)", zf.Name, strings.Join(allMembers, ", "))
+		}
+		if _, dup := f.Contents[name]; dup {
+			return nil, broken("member %q appears twice", zf.Name)
+		}
+		if !zf.Mode().IsRegular() {
+			return nil, broken("member %q is not a regular file (%s)", zf.Name, zf.Mode().Type())
+		}
+		if zf.UncompressedSize64 > uint64(lim.MaxMember) {
+			return nil, broken("member %q claims %d bytes, more than %d", zf.Name, zf.UncompressedSize64, lim.MaxMember)
+		}
+		if zf.UncompressedSize64 > ratioFloor && (zf.CompressedSize64 == 0 || zf.UncompressedSize64/zf.CompressedSize64 > uint64(lim.MaxRatio)) {
+			return nil, broken("member %q compresses %d bytes into %d: a zip bomb, not an escrow", zf.Name, zf.UncompressedSize64, zf.CompressedSize64)
+		}
+		data, err := readMember(zf, min(lim.MaxMember, lim.MaxTotal-total))
+		if err != nil {
+			return nil, err
+		}
+		total += int64(len(data))
+		f.Contents[name] = data
+	}
+	f.Uncompressed = total
+	if f.Host == "" {
+		return nil, broken("no drym-<host>/ folder")
+	}
+	for _, m := range requiredMembers {
+		if _, ok := f.Contents[m]; !ok {
+			return nil, broken("member %s/%s is missing", Folder(f.Host), m)
+		}
+	}
+	_, bare := f.Contents[MemberSecret]
+	_, enc := f.Contents[MemberSecretEncrypted]
+	switch {
+	case bare && enc:
+		return nil, broken("holds both %s and %s", MemberSecret, MemberSecretEncrypted)
+	case !bare && !enc:
+		return nil, broken("no secret key member (%s or %s): the escrow cannot decrypt anything", MemberSecret, MemberSecretEncrypted)
+	}
+	if err := checkSums(f); err != nil {
+		return nil, err
+	}
+	if err := f.parseKeys(); err != nil {
+		return nil, err
+	}
+	cfg, err := config.Parse(Folder(f.Host)+"/"+MemberConfig, f.Contents[MemberConfig])
+	if err != nil {
+		return nil, broken("escrowed settings: %v", err)
+	}
+	f.Config = cfg
+	return f, nil
+}
+
+var allMembers = []string{MemberSecret, MemberSecretEncrypted, MemberPublic, MemberConfig, MemberRestoreDoc, MemberRestoreScript, MemberSums}
+
+func knownMember(name string) bool {
+	for _, m := range allMembers {
+		if name == m {
+			return true
+		}
+	}
+	return false
+}
+
+// splitName checks a member name and splits it into the host of its folder
+// and the name inside ("" for the folder itself). Names that could leave the
+// folder when unzipped are refused, whatever unzip would make of them.
+func splitName(raw string) (host, name string, err error) {
+	if raw == "" || strings.ContainsAny(raw, "\\\x00") || strings.HasPrefix(raw, "/") || strings.Contains(raw, ":") {
+		return "", "", broken("unsafe member name %q", raw)
+	}
+	for _, part := range strings.Split(strings.TrimSuffix(raw, "/"), "/") {
+		if part == ".." || part == "." || part == "" {
+			return "", "", broken("unsafe member name %q (empty, '.' or '..' parts)", raw)
+		}
+	}
+	if path.Clean(raw) != strings.TrimSuffix(raw, "/") {
+		return "", "", broken("unsafe member name %q", raw)
+	}
+	folder, name, _ := strings.Cut(raw, "/")
+	m := folderRe.FindStringSubmatch(folder)
+	if m == nil {
+		return "", "", broken("member %q is not under a drym-<host>/ folder", raw)
+	}
+	if strings.Contains(name, "/") {
+		return "", "", broken("unexpected member %q (no subfolders in an escrow zip)", raw)
+	}
+	return m[1], name, nil
+}
+
+// readMember reads a member fully (the CRC is checked at its end) and at
+// most limit bytes, whatever its header claims.
+func readMember(zf *zip.File, limit int64) ([]byte, error) {
+	if limit <= 0 {
+		return nil, broken("members add up to more than the limit")
+	}
+	rc, err := zf.Open()
+	if err != nil {
+		return nil, broken("member %q: %v", zf.Name, err)
+	}
+	defer rc.Close()
+	var buf bytes.Buffer
+	n, err := io.Copy(&buf, io.LimitReader(rc, limit+1))
+	if err != nil {
+		if errors.Is(err, zip.ErrChecksum) {
+			return nil, broken("member %q fails its CRC check: the zip is damaged", zf.Name)
+		}
+		return nil, broken("member %q: %v", zf.Name, err)
+	}
+	if n > limit {
+		return nil, broken("member %q is larger than %d bytes", zf.Name, limit)
+	}
+	return buf.Bytes(), nil
+}
+
+// checkSums verifies SHA256SUMS: every other member listed, every listed
+// member present and matching.
+func checkSums(f *Facts) error {
+	listed := map[string]bool{}
+	sc := bufio.NewScanner(bytes.NewReader(f.Contents[MemberSums]))
+	for sc.Scan() {
+		line := sc.Text()
+		if strings.TrimSpace(line) == "" {
+			continue
+		}
+		sum, name, ok := strings.Cut(line, "  ")
+		if !ok || len(sum) != 64 {
+			return broken("%s: bad line %q", MemberSums, line)
+		}
+		name = strings.TrimPrefix(name, "*")
+		data, present := f.Contents[name]
+		if !present {
+			return broken("%s lists %s, which is not in the zip", MemberSums, name)
+		}
+		h := sha256.Sum256(data)
+		if !strings.EqualFold(sum, hex.EncodeToString(h[:])) {
+			return broken("%s: %s does not match its checksum: the member was altered", MemberSums, name)
+		}
+		listed[name] = true
+	}
+	for name := range f.Contents {
+		if name != MemberSums && !listed[name] {
+			return broken("%s does not list %s", MemberSums, name)
+		}
+	}
+	return nil
+}
+
+func (f *Facts) parseKeys() error {
+	pub, err := crypt.ParseKeys(f.Contents[MemberPublic])
+	if err != nil {
+		return broken("%s: %v", MemberPublic, err)
+	}
+	if len(pub) != 1 {
+		return broken("%s holds %d keys, want 1", MemberPublic, len(pub))
+	}
+	f.Fingerprint = crypt.Fingerprint(pub[0])
+	f.KeyCreated = pub[0].PrimaryKey.CreationTime.UTC()
+	f.KeyExpires = Expiry(pub[0])
+	if data, ok := f.Contents[MemberSecret]; ok {
+		sec, err := crypt.ParseKeys(data)
+		if err != nil {
+			return broken("%s: %v", MemberSecret, err)
+		}
+		if len(sec) != 1 || sec[0].PrivateKey == nil {
+			return broken("%s holds no single secret key", MemberSecret)
+		}
+		if got := crypt.Fingerprint(sec[0]); got != f.Fingerprint {
+			return broken("%s is key %s but %s is key %s", MemberSecret, got, MemberPublic, f.Fingerprint)
+		}
+		if sec[0].PrivateKey.Encrypted {
+			return broken("%s is protected by a passphrase: the runner and restore.sh cannot use it", MemberSecret)
+		}
+		return nil
+	}
+	f.SecretEncrypted = true
+	ids, err := Recipients(f.Contents[MemberSecretEncrypted])
+	if err != nil {
+		return broken("%s: %v", MemberSecretEncrypted, err)
+	}
+	f.SecretRecipients = ids
+	return nil
+}
+
+// Recipients returns the key IDs an OpenPGP message is encrypted to,
+// reading only its leading packets (nothing is decrypted).
+func Recipients(msg []byte) ([]uint64, error) {
+	pr := packet.NewReader(bytes.NewReader(msg))
+	var ids []uint64
+	for {
+		p, err := pr.Next()
+		if err != nil {
+			return nil, fmt.Errorf("not an OpenPGP message: %v", err)
+		}
+		switch p := p.(type) {
+		case *packet.EncryptedKey:
+			ids = append(ids, p.KeyId)
+		case *packet.SymmetricallyEncrypted, *packet.AEADEncrypted:
+			if len(ids) == 0 {
+				return nil, errors.New("not encrypted to any key")
+			}
+			sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
+			return ids, nil
+		default:
+			return nil, fmt.Errorf("unexpected %T packet: not an encrypted message", p)
+		}
+	}
+}
+
+// KeyIDs returns the IDs a message to e may be addressed to: its primary key
+// and its subkeys.
+func KeyIDs(e *openpgp.Entity) []uint64 {
+	ids := []uint64{e.PrimaryKey.KeyId}
+	for _, s := range e.Subkeys {
+		ids = append(ids, s.PublicKey.KeyId)
+	}
+	return ids
+}
+
+// Expiry returns when e stops being usable: the earliest expiry of the
+// primary key and its encryption subkeys; zero when none expires.
+func Expiry(e *openpgp.Entity) time.Time {
+	var exp time.Time
+	consider := func(created time.Time, sig *packet.Signature) {
+		if sig == nil || sig.KeyLifetimeSecs == nil || *sig.KeyLifetimeSecs == 0 {
+			return
+		}
+		t := created.Add(time.Duration(*sig.KeyLifetimeSecs) * time.Second).UTC()
+		if exp.IsZero() || t.Before(exp) {
+			exp = t
+		}
+	}
+	if sig, _ := e.PrimarySelfSignature(); sig != nil {
+		consider(e.PrimaryKey.CreationTime, sig)
+	}
+	for _, s := range e.Subkeys {
+		if s.Sig != nil && s.Sig.FlagsValid && (s.Sig.FlagEncryptCommunications || s.Sig.FlagEncryptStorage) {
+			consider(s.PublicKey.CreationTime, s.Sig)
+		}
+	}
+	return exp
+}
