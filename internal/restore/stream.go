@@ -1,0 +1,261 @@
+// Package restore reads drym backup objects back: it streams an object
+// through SHA-256, OpenPGP decryption and zstd into a tar reader, verifies
+// every member against the archive's manifest (test-restore), and extracts
+// archives into a directory without ever writing outside it (restore).
+//
+// Nothing is spooled to disk and memory stays bounded: decryption runs on a
+// goroutine of its own, joined to decompression by a bounded chunked pipe, so
+// the two CPU-heavy stages overlap on two cores.
+package restore
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+
+	"github.com/ProtonMail/go-crypto/openpgp"
+	"github.com/klauspost/compress/zstd"
+
+	"github.com/drym-backup/drym/internal/crypt"
+	"github.com/drym-backup/drym/internal/pipe"
+)
+
+// Pipeline sizing: 1 MiB chunks, 8 deep, as on the backup side.
+const (
+	chunkSize  = 1 << 20
+	chunkDepth = 8
+)
+
+// MaxWindow bounds the zstd window a stream may ask for. drym writes small
+// windows; 128 MiB is what `zstd --long` uses, so archives made by stock
+// zstd decode too, while a hostile frame cannot claim gigabytes.
+const MaxWindow = 128 << 20
+
+// Want is a SHA-256 the object is expected to have, and where that
+// expectation comes from (for messages).
+type Want struct {
+	SHA256 string // lower-case hex
+	From   string // e.g. "sidecar <name>.sha256"
+}
+
+// Result describes the object as read.
+type Result struct {
+	ObjectBytes  int64
+	ObjectSHA256 string
+	// SHA256Checked is true when at least one Want was compared and matched.
+	SHA256Checked bool
+}
+
+// Stream is the decompressed tar stream of one backup object. Read it, then
+// call Finish exactly once, even after an error.
+type Stream struct {
+	ctx    context.Context
+	p      *pipe.Pipe
+	zr     *zstd.Decoder
+	zerr   error
+	done   chan struct{}
+	decErr error // set by the decrypt goroutine before done closes
+	obj    *hashCounter
+}
+
+// Open starts reading the OpenPGP object obj: a goroutine hashes the raw
+// bytes and decrypts them with keys into a bounded pipe; reads from the
+// Stream decompress. onRead, when set, is called with the number of object
+// bytes read (progress).
+func Open(ctx context.Context, obj io.Reader, keys openpgp.EntityList, onRead func(int)) *Stream {
+	s := &Stream{
+		ctx:  ctx,
+		p:    pipe.New(chunkSize, chunkDepth),
+		done: make(chan struct{}),
+		obj:  &hashCounter{r: obj, h: sha256.New(), on: onRead},
+	}
+	go s.decrypt(keys)
+	// Concurrency 1: the decoder runs on the reader's goroutine. The other
+	// core is busy decrypting; more decoder goroutines only add hand-offs.
+	s.zr, s.zerr = zstd.NewReader(s.p,
+		zstd.WithDecoderLowmem(true),
+		zstd.WithDecoderMaxWindow(MaxWindow),
+		zstd.WithDecoderConcurrency(1),
+	)
+	return s
+}
+
+func (s *Stream) decrypt(keys openpgp.EntityList) {
+	defer close(s.done)
+	err := func() error {
+		plain, err := crypt.Decrypt(s.obj, keys)
+		if err != nil {
+			return err
+		}
+		if _, err := s.p.ReadFrom(plain); err != nil {
+			if errors.Is(err, pipe.ErrClosed) {
+				// The reader gave up (bad zstd, bad tar): keep
+				// decrypting so the integrity check still runs and
+				// can name the real cause.
+				_, err = io.Copy(io.Discard, plain)
+			}
+			return err
+		}
+		return nil
+	}()
+	// Read what is left of the object, so its SHA-256 covers every byte
+	// (trailing bytes, or the rest after a failure) and can be compared.
+	before := s.obj.n
+	_, derr := io.Copy(io.Discard, s.obj)
+	if err == nil && derr != nil {
+		err = fmt.Errorf("reading the object: %w", derr)
+	}
+	if err == nil && s.obj.n > before {
+		err = fmt.Errorf("%w: %d bytes of unexpected data after the encrypted message", crypt.ErrIntegrity, s.obj.n-before)
+	}
+	s.decErr = err
+	s.p.CloseWrite(err)
+}
+
+// Read returns decompressed tar bytes.
+func (s *Stream) Read(b []byte) (int, error) {
+	if s.zerr != nil {
+		return 0, s.zerr
+	}
+	n, err := s.zr.Read(b)
+	if err != nil && err != io.EOF {
+		err = fmt.Errorf("decompressing: %w", err)
+	}
+	return n, err
+}
+
+// WriteTo lets io.Copy use the decoder's own buffers.
+func (s *Stream) WriteTo(w io.Writer) (int64, error) {
+	if s.zerr != nil {
+		return 0, s.zerr
+	}
+	n, err := s.zr.WriteTo(w)
+	if err != nil {
+		err = fmt.Errorf("decompressing: %w", err)
+	}
+	return n, err
+}
+
+// Finish reads the rest of the stream (the tar end padding, and, after a
+// failure, the rest of the object, so the OpenPGP integrity check reaches
+// its verdict), compares the object's SHA-256 with want, and returns the
+// error that best names what is wrong: readErr is the caller's own error
+// (a tar or decompression failure, or cancellation), nil if it read the
+// archive to its end.
+func (s *Stream) Finish(readErr error, want ...Want) (Result, error) {
+	if readErr == nil && s.zerr == nil {
+		// Bytes after the tar end-of-archive marker still need to
+		// decompress cleanly: a frame checksum error there is damage too.
+		if _, err := io.Copy(io.Discard, s.zr); err != nil {
+			readErr = fmt.Errorf("decompressing: %w", err)
+		}
+	}
+	if s.zr != nil {
+		s.zr.Close()
+	}
+	// Drain the pipe: the decrypt goroutine then runs to the end of the
+	// object, or stops at once when ctx is cancelled (the store's reader
+	// fails).
+	_, _ = io.Copy(io.Discard, s.p)
+	<-s.done
+
+	res := Result{ObjectBytes: s.obj.n, ObjectSHA256: hex.EncodeToString(s.obj.h.Sum(nil))}
+	var shaErr error
+	for _, w := range want {
+		if w.SHA256 == "" {
+			continue
+		}
+		if w.SHA256 != res.ObjectSHA256 {
+			shaErr = fmt.Errorf("%w: the object's SHA-256 %s differs from %s in %s (the object was altered or damaged in storage)",
+				crypt.ErrIntegrity, short(res.ObjectSHA256), short(w.SHA256), w.From)
+			break
+		}
+		res.SHA256Checked = true
+	}
+	if shaErr != nil {
+		res.SHA256Checked = false
+	}
+	return res, cause(s.ctx, s.decErr, shaErr, readErr)
+}
+
+// cause orders what went wrong, most fundamental first: cancellation; an
+// integrity failure of the decryption (it names truncation or MDC); a
+// SHA-256 mismatch (it explains a garbled key packet better than "not our
+// key"); any other decryption failure; then decompression or tar errors,
+// which are only symptoms when one of the former holds.
+func cause(ctx context.Context, decErr, shaErr, readErr error) error {
+	if ctx.Err() != nil {
+		return context.Cause(ctx)
+	}
+	var errs []error
+	switch {
+	case decErr != nil && errors.Is(decErr, crypt.ErrIntegrity):
+		errs = append(errs, decErr, shaErr)
+	case shaErr != nil:
+		errs = append(errs, shaErr, decErr)
+	case decErr != nil:
+		errs = append(errs, decErr)
+	default:
+		errs = append(errs, readErr)
+	}
+	var msg string
+	var first error
+	for _, e := range errs {
+		if e == nil {
+			continue
+		}
+		if first == nil {
+			first, msg = e, e.Error()
+		} else {
+			msg += "; also " + e.Error()
+		}
+	}
+	if first == nil {
+		return nil
+	}
+	if len(errs) > 1 && msg != first.Error() {
+		return &joined{first: first, msg: msg}
+	}
+	return first
+}
+
+// joined keeps errors.Is working on the primary cause while the message
+// lists the others too.
+type joined struct {
+	first error
+	msg   string
+}
+
+func (j *joined) Error() string { return j.msg }
+func (j *joined) Unwrap() error { return j.first }
+
+func short(hexsum string) string {
+	if len(hexsum) > 16 {
+		return hexsum[:16] + "…"
+	}
+	return hexsum
+}
+
+// hashCounter hashes and counts what is read through it.
+type hashCounter struct {
+	r  io.Reader
+	h  hash.Hash
+	n  int64
+	on func(int)
+}
+
+func (c *hashCounter) Read(b []byte) (int, error) {
+	n, err := c.r.Read(b)
+	if n > 0 {
+		c.h.Write(b[:n])
+		c.n += int64(n)
+		if c.on != nil {
+			c.on(n)
+		}
+	}
+	return n, err
+}

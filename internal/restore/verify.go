@@ -1,0 +1,333 @@
+package restore
+
+import (
+	"archive/tar"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"path"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/drym-backup/drym/internal/archive"
+)
+
+// MaxListed bounds the problems a report lists; the count is always exact.
+const MaxListed = 20
+
+// MaxNameLen refuses member names longer than Linux's PATH_MAX: nothing that
+// long can be a real path of the source host.
+const MaxNameLen = 4095
+
+// ErrNoManifest means the archive has no .drym/manifest.json: it was not
+// made by drym (or was cut before its end), so nothing can be verified.
+var ErrNoManifest = errors.New("no manifest: the archive has no " + archive.ManifestName + " (not made by drym, or cut short), so its content cannot be verified")
+
+// Problems is a bounded list of findings with an exact count.
+type Problems struct {
+	Count int
+	List  []string
+}
+
+func (p *Problems) add(format string, args ...any) {
+	p.Count++
+	if len(p.List) < MaxListed {
+		p.List = append(p.List, fmt.Sprintf(format, args...))
+	}
+}
+
+// Summary is one line: the count and the first problem.
+func (p Problems) Summary() string {
+	if p.Count == 0 {
+		return ""
+	}
+	if p.Count == 1 {
+		return p.List[0]
+	}
+	return fmt.Sprintf("%s (and %d more)", p.List[0], p.Count-1)
+}
+
+// CleanName turns a tar member name into a clean relative path, or refuses
+// it. drym writes clean names; stock tar writes "./x" or "dir/" forms, which
+// are accepted. Absolute names, "..", NUL bytes and over-long names are not.
+// The empty result (for "./") means the archive root itself.
+func CleanName(name string) (string, error) {
+	if len(name) > MaxNameLen {
+		return "", fmt.Errorf("name longer than %d bytes", MaxNameLen)
+	}
+	if strings.HasPrefix(name, "/") {
+		return "", fmt.Errorf("absolute name %q", trunc(name))
+	}
+	n := strings.TrimSuffix(name, "/")
+	for strings.HasPrefix(n, "./") {
+		n = n[2:]
+	}
+	if n == "." || n == "" {
+		return "", nil
+	}
+	if err := archive.CheckName(n); err != nil {
+		return "", err
+	}
+	return n, nil
+}
+
+// trunc keeps hostile names from flooding messages.
+func trunc(s string) string {
+	if len(s) > 120 {
+		return s[:120] + "…"
+	}
+	return s
+}
+
+// seen is what the archive held for one path.
+type seen struct {
+	typ    string
+	size   int64
+	sha256 string
+	mode   int64
+	mtime  int64
+	link   string
+}
+
+// checker compares archive members with the manifest that ends the archive.
+type checker struct {
+	seen     map[string]seen
+	man      *archive.Manifest
+	after    bool // a member followed the manifest
+	problems Problems
+}
+
+func newChecker() *checker { return &checker{seen: map[string]seen{}} }
+
+func (c *checker) add(name string, s seen) {
+	if c.man != nil && !c.after {
+		c.after = true
+		c.problems.add("%s: member after the manifest (the manifest must be last)", trunc(name))
+	}
+	if _, dup := c.seen[name]; dup {
+		c.problems.add("%s: in the archive twice", trunc(name))
+	}
+	c.seen[name] = s
+}
+
+func (c *checker) manifest(r io.Reader) error {
+	if c.man != nil {
+		c.problems.add("%s: in the archive twice", archive.ManifestName)
+		return nil
+	}
+	m, err := archive.ParseManifest(r)
+	if err != nil {
+		c.problems.add("%s: %v", archive.ManifestName, err)
+		// An unreadable manifest verifies nothing: record an empty one
+		// so every member is reported as unexpected rather than the
+		// archive passing as unverified.
+		m = &archive.Manifest{}
+	}
+	c.man = m
+	return nil
+}
+
+// finish compares what was seen with the manifest, for the paths keep
+// accepts (all when nil). It returns false when there is no manifest.
+func (c *checker) finish(keep func(string) bool) bool {
+	if c.man == nil {
+		return false
+	}
+	inMan := make(map[string]struct{}, len(c.man.Entries))
+	for _, e := range c.man.Entries {
+		inMan[e.Path] = struct{}{}
+		if keep != nil && !keep(e.Path) {
+			continue
+		}
+		s, ok := c.seen[e.Path]
+		if !ok {
+			c.problems.add("%s: in the manifest but missing from the archive", e.Path)
+			continue
+		}
+		for _, d := range compare(e, s) {
+			c.problems.add("%s: %s", e.Path, d)
+		}
+	}
+	var extra []string
+	for name := range c.seen {
+		if _, ok := inMan[name]; !ok {
+			extra = append(extra, name)
+		}
+	}
+	sort.Strings(extra)
+	for _, name := range extra {
+		c.problems.add("%s: in the archive but not in the manifest", trunc(name))
+	}
+	return true
+}
+
+// compare lists the differences between a manifest entry and the member.
+func compare(e archive.Entry, s seen) []string {
+	if e.Type != s.typ {
+		return []string{fmt.Sprintf("is a %s in the archive, a %s in the manifest", s.typ, e.Type)}
+	}
+	var d []string
+	switch e.Type {
+	case archive.TypeFile:
+		if e.Size != s.size {
+			d = append(d, fmt.Sprintf("size %d, manifest says %d", s.size, e.Size))
+		} else if e.SHA256 != s.sha256 {
+			d = append(d, fmt.Sprintf("content differs: sha256 %s, manifest says %s", short(s.sha256), short(e.SHA256)))
+		}
+	case archive.TypeSymlink, archive.TypeHardlink:
+		if e.Link != s.link {
+			d = append(d, fmt.Sprintf("links to %q, manifest says %q", trunc(s.link), trunc(e.Link)))
+		}
+	}
+	if e.Type != archive.TypeHardlink {
+		if m, err := strconv.ParseInt(e.Mode, 8, 64); err != nil || m != s.mode {
+			d = append(d, fmt.Sprintf("mode %04o, manifest says %s", s.mode, e.Mode))
+		}
+		if e.MTime.Unix() != s.mtime {
+			d = append(d, fmt.Sprintf("mtime %d, manifest says %d", s.mtime, e.MTime.Unix()))
+		}
+	}
+	return d
+}
+
+// typeOf maps a tar type to a manifest type ("" for what drym never archives).
+func typeOf(h *tar.Header) string {
+	switch h.Typeflag {
+	case tar.TypeReg, tar.TypeGNUSparse, '\x00', tar.TypeCont:
+		return archive.TypeFile
+	case tar.TypeDir:
+		return archive.TypeDir
+	case tar.TypeSymlink:
+		return archive.TypeSymlink
+	case tar.TypeLink:
+		return archive.TypeHardlink
+	}
+	return ""
+}
+
+// Report is what Verify found.
+type Report struct {
+	// Files and Bytes count the regular files read and hashed.
+	Files, Bytes int64
+	// Members counts every tar member except the manifest.
+	Members int64
+	// Verified is true when the archive had a manifest to compare with.
+	Verified bool
+	Problems Problems
+}
+
+// Verify reads a tar stream to its end, hashes every regular file and
+// compares every member with the manifest. It returns an error only when
+// the stream itself fails (decompression, tar framing, cancellation);
+// differences are Problems. onFile, when set, gets each file's size.
+func Verify(ctx context.Context, r io.Reader, onFile func(int64)) (Report, error) {
+	var rep Report
+	c := newChecker()
+	tr := tar.NewReader(r)
+	h := sha256.New()
+	buf := make([]byte, copyBufSize)
+	for {
+		if err := ctx.Err(); err != nil {
+			return rep, err
+		}
+		hdr, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return rep, fmt.Errorf("reading the tar stream: %w", err)
+		}
+		name, err := CleanName(hdr.Name)
+		if err != nil {
+			c.problems.add("refused member: %v", err)
+			continue
+		}
+		if name == "" || name == ".drym" && hdr.Typeflag == tar.TypeDir {
+			continue
+		}
+		if name == archive.ManifestName {
+			if err := c.manifest(tr); err != nil {
+				return rep, err
+			}
+			continue
+		}
+		rep.Members++
+		s := seen{typ: typeOf(hdr), mode: hdr.Mode & 0o7777, mtime: hdr.ModTime.Unix(), link: hdr.Linkname}
+		switch s.typ {
+		case archive.TypeFile:
+			s.size, s.sha256, err = hashFile(tr, h, buf)
+			if err != nil {
+				return rep, fmt.Errorf("reading %s from the tar stream: %w", trunc(name), err)
+			}
+			rep.Files++
+			rep.Bytes += s.size
+			if onFile != nil {
+				onFile(s.size)
+			}
+		case archive.TypeHardlink:
+			if l, err := CleanName(hdr.Linkname); err == nil {
+				s.link = l
+			}
+		case "":
+			c.problems.add("%s: unsupported member type %q (device, FIFO, …)", trunc(name), string(hdr.Typeflag))
+			continue
+		}
+		c.add(name, s)
+	}
+	rep.Verified = c.finish(nil)
+	rep.Problems = c.problems
+	return rep, nil
+}
+
+// copyBufSize is the read size for member content.
+const copyBufSize = 1 << 20
+
+func hashFile(r io.Reader, h hash.Hash, buf []byte) (int64, string, error) {
+	h.Reset()
+	var n int64
+	for {
+		m, err := r.Read(buf)
+		if m > 0 {
+			h.Write(buf[:m])
+			n += int64(m)
+		}
+		if err == io.EOF {
+			return n, hex.EncodeToString(h.Sum(nil)), nil
+		}
+		if err != nil {
+			return n, "", err
+		}
+	}
+}
+
+// matchPaths returns a filter for the paths given (nil keeps everything):
+// a member is kept when it is one of them or lies below one.
+func matchPaths(paths []string) (func(string) bool, error) {
+	if len(paths) == 0 {
+		return nil, nil
+	}
+	var clean []string
+	for _, p := range paths {
+		c := path.Clean(strings.TrimLeft(p, "/"))
+		if c == "." || c == "" {
+			return nil, nil // "/" or "." means everything
+		}
+		if err := archive.CheckName(c); err != nil {
+			return nil, fmt.Errorf("path %q: %v", p, err)
+		}
+		clean = append(clean, c)
+	}
+	return func(name string) bool {
+		for _, p := range clean {
+			if name == p || strings.HasPrefix(name, p+"/") {
+				return true
+			}
+		}
+		return false
+	}, nil
+}
