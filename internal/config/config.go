@@ -248,6 +248,11 @@ func (c *Config) Validate() error {
 			return bad("escrow.url: %v", err)
 		}
 	}
+	for key, ep := range map[string]string{"destination.endpoint": c.Destination.Endpoint, "escrow.endpoint": c.Escrow.Endpoint} {
+		if err := checkEndpoint(ep); err != nil {
+			return bad("%s: %v", key, err)
+		}
+	}
 	for _, r := range c.Escrow.Recipients {
 		if !filepath.IsAbs(r) {
 			return bad("escrow.recipients: %q is not an absolute path", r)
@@ -287,7 +292,8 @@ func ParseURL(raw string) (Location, error) {
 		return Location{}, fmt.Errorf("%q is not a URL: %v", raw, err)
 	}
 	if u.User != nil {
-		return Location{}, fmt.Errorf("%q embeds credentials: drym never stores them; use the AWS credential chain (environment, ~/.aws/credentials with a profile, or an instance role)", raw)
+		// Redacted: the error is printed and logged; the secret must not be.
+		return Location{}, fmt.Errorf("%q embeds credentials: drym never stores them; use the AWS credential chain (environment, ~/.aws/credentials with a profile, or an instance role)", u.Redacted())
 	}
 	if u.RawQuery != "" || u.Fragment != "" {
 		return Location{}, fmt.Errorf("%q: query strings and fragments are not supported", raw)
@@ -315,6 +321,23 @@ func ParseURL(raw string) (Location, error) {
 	default:
 		return Location{}, fmt.Errorf("%q: unsupported scheme %q (want dir or s3)", raw, u.Scheme)
 	}
+}
+
+// checkEndpoint refuses an S3 endpoint that embeds credentials
+// (http://KEY:SECRET@host): they would sit in a world-readable file and in
+// every message that names the endpoint.
+func checkEndpoint(raw string) error {
+	if raw == "" {
+		return nil
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		return fmt.Errorf("%q is not a URL: %v", raw, err)
+	}
+	if u.User != nil {
+		return fmt.Errorf("the endpoint embeds credentials: drym never stores them; use the AWS credential chain (environment, ~/.aws/credentials with a profile, or an instance role)")
+	}
+	return nil
 }
 
 var bucketRe = regexp.MustCompile(`^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$`)
