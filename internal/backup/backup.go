@@ -170,7 +170,10 @@ func Run(ctx context.Context, p Params) (Result, error) {
 	}
 	wg.Wait()
 	switch {
-	case archErr != nil && !errors.Is(archErr, context.Canceled):
+	// A failed upload closes the pipes with its error, so the archiver may
+	// return the store's error too: that is a storing failure, not an
+	// archiving one.
+	case archErr != nil && !errors.Is(archErr, context.Canceled) && (putErr == nil || !errors.Is(archErr, putErr)):
 		return res, fmt.Errorf("archiving: %w", archErr)
 	case encErr != nil && !errors.Is(encErr, context.Canceled) && !errors.Is(encErr, pipe.ErrClosed) && putErr == nil:
 		return res, fmt.Errorf("encrypting: %w", encErr)

@@ -250,11 +250,14 @@ func (s *S3) multipart(ctx context.Context, key string, first []byte, r io.Reade
 	if readErr == io.EOF {
 		readErr = nil
 	}
-	if readErr != nil {
-		return total, readErr
-	}
+	// A failed part cancels ctx, which makes the reader fail with "context
+	// canceled": the part's error is the cause and must be what the status
+	// file says (e.g. the endpoint went away), so it comes first.
 	if firstErr != nil {
 		return total, firstErr
+	}
+	if readErr != nil {
+		return total, readErr
 	}
 	if err := ctx.Err(); err != nil {
 		return total, err
