@@ -1,0 +1,225 @@
+package faults
+
+import (
+	"encoding/json"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/drym-backup/drym/internal/config"
+	"github.com/drym-backup/drym/internal/status"
+)
+
+// statusChecks maps each check to the status file it judges.
+var statusChecks = []struct {
+	check, file, job string
+	// strict: the check must say UNKNOWN. check_key_escrow judges the zip
+	// first; a bad escrow.json must never make it OK, but the zip may
+	// already make it CRITICAL.
+	strict bool
+}{
+	{"check_backup_age", status.BackupFile, status.JobBackup, true},
+	{"check_test_restore", status.TestRestoreFile, status.JobTestRestore, true},
+	{"check_key_escrow", status.EscrowFile, status.JobEscrow, false},
+}
+
+// validStatus is a plausible, successful status file for job, finished at
+// finished.
+func validStatus(job string, finished time.Time) map[string]any {
+	started := finished.Add(-time.Minute)
+	m := map[string]any{
+		"schema": status.Schema, "job": job, "host": host, "version": "test", "pid": 1, "state": "ok",
+		"started": started.UTC().Format(time.RFC3339), "finished": finished.UTC().Format(time.RFC3339),
+		"destination": "dir:///srv/backup", "key_fingerprint": strings.Repeat("A", 40),
+	}
+	switch job {
+	case status.JobBackup:
+		obj := host + "/" + started.UTC().Format("20060102T150405Z") + "-" + strings.Repeat("ab", 16) + ".tar.zst.gpg"
+		m["object"], m["bytes_in"], m["bytes_out"], m["files"], m["sha256"] = obj, 1000, 500, 3, strings.Repeat("0", 64)
+	case status.JobTestRestore:
+		m["backup"], m["backup_time"], m["files"], m["bytes"], m["verified"], m["sha256_checked"] = "x", started.UTC().Format(time.RFC3339), 3, 1000, true, true
+		m["last_success"] = finished.UTC().Format(time.RFC3339)
+	case status.JobEscrow:
+		m["zip"] = "drym-escrow-" + host + ".zip"
+	}
+	return m
+}
+
+func mustJSON(t *testing.T, v any) []byte {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// TestChecksOnDamagedStatus: status files that are garbage, empty,
+// truncated, of an unknown schema, from the future, of the wrong job, huge,
+// or not a file at all. Every check says UNKNOWN (or at least never OK) and
+// names the file.
+func TestChecksOnDamagedStatus(t *testing.T) {
+	t.Parallel()
+	now := time.Now()
+	for _, c := range statusChecks {
+		t.Run(c.check, func(t *testing.T) {
+			checkBinary(t, c.check)
+			good := mustJSON(t, validStatus(c.job, now.Add(-time.Hour)))
+			with := func(k string, v any) []byte {
+				m := validStatus(c.job, now.Add(-time.Hour))
+				m[k] = v
+				return mustJSON(t, m)
+			}
+			otherJob := status.JobEscrow
+			if c.job == status.JobEscrow {
+				otherJob = status.JobBackup
+			}
+			future := mustJSON(t, validStatus(c.job, now.Add(24*time.Hour)))
+			cases := map[string][]byte{
+				"garbage":        []byte("\x00\xff\xfe not json at all"),
+				"empty":          {},
+				"truncated":      good[:len(good)/2],
+				"truncated-end":  good[:len(good)-1],
+				"unknown schema": with("schema", status.Schema+1),
+				"no schema":      with("schema", nil),
+				"schema string":  with("schema", "1"),
+				"future":         future,
+				"wrong job":      with("job", otherJob),
+				"unknown state":  with("state", "done"),
+				"huge":           append([]byte(strings.Repeat(" ", status.MaxFileSize)), good...),
+				"json array":     []byte(`[` + string(good) + `]`),
+			}
+			for name, data := range cases {
+				t.Run(name, func(t *testing.T) {
+					t.Parallel()
+					dir := t.TempDir()
+					if err := os.WriteFile(filepath.Join(dir, c.file), data, 0o644); err != nil {
+						t.Fatal(err)
+					}
+					judgeDamaged(t, c.check, c.strict, dir)
+				})
+			}
+			t.Run("directory", func(t *testing.T) {
+				t.Parallel()
+				dir := t.TempDir()
+				if err := os.Mkdir(filepath.Join(dir, c.file), 0o755); err != nil {
+					t.Fatal(err)
+				}
+				judgeDamaged(t, c.check, c.strict, dir)
+			})
+		})
+	}
+}
+
+func judgeDamaged(t *testing.T, name string, strict bool, stateDir string) {
+	t.Helper()
+	r := check(t, cleanEnv(), name, "--config", "/nonexistent/drym.toml", "--state-dir", stateDir)
+	if r.code == 0 || strings.HasPrefix(r.stdout, "OK") {
+		t.Fatalf("%s says OK on a damaged status file:\n%s", name, r.stdout)
+	}
+	if strict {
+		wantState(t, r, "UNKNOWN")
+	}
+	first, _, _ := strings.Cut(r.stdout, "\n")
+	if len(first) > 4096 {
+		t.Fatalf("first line longer than 4 KB (%d bytes)", len(first))
+	}
+}
+
+// TestChecksHang: what a check depends on hangs: the status file is a FIFO
+// nobody writes (a stuck NFS mount behaves alike), or the S3 endpoint accepts
+// connections and never answers. The check says UNKNOWN within -t, with
+// the step it was stuck at.
+func TestChecksHang(t *testing.T) {
+	t.Parallel()
+	const timeout = 2 * time.Second
+	slack := 2 * time.Second
+	for _, c := range statusChecks {
+		t.Run(c.check+"/fifo", func(t *testing.T) {
+			t.Parallel()
+			checkBinary(t, c.check)
+			dir := t.TempDir()
+			if err := syscall.Mkfifo(filepath.Join(dir, c.file), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			r := check(t, cleanEnv(), c.check, "--config", "/nonexistent/drym.toml", "--state-dir", dir, "-t", "2s")
+			if r.took > timeout+slack {
+				t.Fatalf("took %s with -t 2s", r.took)
+			}
+			if r.code == 0 {
+				t.Fatalf("OK on a hanging status file:\n%s", r.stdout)
+			}
+			if c.strict {
+				wantState(t, r, "UNKNOWN")
+			}
+		})
+	}
+
+	t.Run("check_backup_age/remote", func(t *testing.T) {
+		t.Parallel()
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var mu sync.Mutex
+		var held []net.Conn
+		go func() {
+			for {
+				conn, err := l.Accept()
+				if err != nil {
+					return
+				}
+				mu.Lock()
+				held = append(held, conn) // read nothing, answer nothing
+				mu.Unlock()
+			}
+		}()
+		t.Cleanup(func() {
+			l.Close()
+			mu.Lock()
+			for _, c := range held {
+				c.Close()
+			}
+			mu.Unlock()
+		})
+		dir := t.TempDir()
+		stateDir := filepath.Join(dir, "state")
+		if err := os.Mkdir(stateDir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		cfg := &config.Config{
+			Host: host, Sources: []string{"/etc"}, StateDir: stateDir, KeyFile: filepath.Join(dir, "host-key.asc"),
+			Destination: config.Remote{URL: "s3://drym-test/drym", Endpoint: "http://" + l.Addr().String(), PathStyle: true, Region: "us-east-1"},
+		}
+		data, err := cfg.Encode()
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfgPath := filepath.Join(dir, "drym.toml")
+		if err := os.WriteFile(cfgPath, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(stateDir, status.BackupFile), mustJSON(t, validStatus(status.JobBackup, time.Now().Add(-time.Hour))), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		environ := append(cleanEnv(), "AWS_ACCESS_KEY_ID=drymread", "AWS_SECRET_ACCESS_KEY=drymreadsecret")
+		// Control: without --remote the status alone is OK.
+		wantState(t, check(t, environ, "check_backup_age", "--config", cfgPath), "OK")
+		r := check(t, environ, "check_backup_age", "--config", cfgPath, "--remote", "-t", "2s")
+		if r.took > timeout+slack {
+			t.Fatalf("took %s with -t 2s", r.took)
+		}
+		wantState(t, r, "UNKNOWN")
+		mu.Lock()
+		n := len(held)
+		mu.Unlock()
+		if n == 0 {
+			t.Fatalf("the check never reached the silent endpoint:\n%s", r.stdout)
+		}
+	})
+}

@@ -1,0 +1,145 @@
+package faults
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/drym-backup/drym/internal/status"
+)
+
+// TestRunnerSIGKILL: the runner dies mid-backup (OOM killer, kill -9, power
+// cut of the process). The lock dies with it, no final-named object exists,
+// check_backup_age says CRITICAL "runner died", and the next run takes the
+// lock and succeeds.
+func TestRunnerSIGKILL(t *testing.T) {
+	t.Parallel()
+	dest, objDir := dirDest(t)
+	src := bigSource(t)
+	e := newEnv(t, dest, nil, src)
+
+	p := e.start("backup")
+	waitFor(t, time.Minute, "the first bytes of the object", func() bool { return partialWritten(objDir) || p.exited() })
+	if p.exited() {
+		r := p.wait(0)
+		t.Fatalf("backup ended before it could be killed: exit %d\n%s", r.code, r.stderr)
+	}
+	p.signal(syscall.SIGKILL)
+	if r := p.wait(10 * time.Second); r.code != -int(syscall.SIGKILL) {
+		t.Fatalf("want death by SIGKILL, got exit %d", r.code)
+	}
+
+	b := e.backupStatus()
+	if b.State != status.Running || b.PID != p.cmd.Process.Pid {
+		t.Fatalf("backup.json after SIGKILL: state %s pid %d, want running pid %d", b.State, b.PID, p.cmd.Process.Pid)
+	}
+	r := check(t, e.environ, "check_backup_age", "--config", e.cfgPath)
+	wantState(t, r, "CRITICAL")
+	if !strings.Contains(r.stdout, "runner died") {
+		t.Fatalf("check_backup_age does not say the runner died:\n%s", r.stdout)
+	}
+	if final, _ := objects(t, objDir); len(final) != 0 {
+		t.Fatalf("final-named objects after SIGKILL: %v", final)
+	}
+
+	// The next run: the kernel dropped the flock with the process.
+	e.cfg.Sources = []string{smallSource(t)}
+	e.writeConfig()
+	if r := e.run("backup"); r.code != 0 {
+		t.Fatalf("next backup: exit %d\n%s", r.code, r.stderr)
+	}
+	if b := e.backupStatus(); b.State != status.OK {
+		t.Fatalf("next backup: state %s: %s", b.State, b.Error)
+	}
+	final, _ := objects(t, objDir)
+	if len(final) != 2 { // object and its .sha256 sidecar
+		t.Fatalf("after the next run want one object and its sidecar, got %v", final)
+	}
+	wantState(t, check(t, e.environ, "check_backup_age", "--config", e.cfgPath), "OK")
+}
+
+// TestRunnerSignals: SIGTERM (systemd stop, shutdown) and SIGINT (Ctrl-C) are
+// graceful: the upload is aborted, nothing is left under a final name,
+// backup.json says failed: interrupted, the exit code is non-zero, and the
+// check is CRITICAL.
+func TestRunnerSignals(t *testing.T) {
+	t.Parallel()
+	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGINT} {
+		t.Run(sig.String(), func(t *testing.T) {
+			dest, objDir := dirDest(t)
+			e := newEnv(t, dest, nil, bigSource(t))
+			p := e.start("backup")
+			waitFor(t, time.Minute, "the first bytes of the object", func() bool { return partialWritten(objDir) || p.exited() })
+			if p.exited() {
+				t.Fatalf("backup ended before the signal: %+v", p.wait(0))
+			}
+			p.signal(sig)
+			r := p.wait(30 * time.Second)
+			assertInterrupted(t, e, r)
+			final, partial := objects(t, objDir)
+			if len(final) != 0 || len(partial) != 0 {
+				t.Fatalf("after %v: objects %v, partial files %v; want none", sig, final, partial)
+			}
+		})
+	}
+}
+
+// assertInterrupted checks the aftermath of a signalled backup.
+func assertInterrupted(t *testing.T, e *env, r result) {
+	t.Helper()
+	if r.code != 1 {
+		t.Fatalf("want exit 1 after the signal, got %d\n%s", r.code, r.stderr)
+	}
+	oneLine(t, "stderr", r.stderr)
+	b := e.backupStatus()
+	if b.State != status.Failed || !strings.Contains(b.Error, "interrupted") || b.Object != "" {
+		t.Fatalf("backup.json: state %s error %q object %q; want failed, interrupted, no object", b.State, b.Error, b.Object)
+	}
+	c := check(t, e.environ, "check_backup_age", "--config", e.cfgPath)
+	wantState(t, c, "CRITICAL")
+	if !strings.Contains(c.stdout, "interrupted") {
+		t.Fatalf("check_backup_age does not name the cause:\n%s", c.stdout)
+	}
+}
+
+// TestTwoRunners: a second runner (a timer firing while a slow backup still
+// runs) refuses within a second, naming the holder, and touches nothing; the
+// first finishes OK.
+func TestTwoRunners(t *testing.T) {
+	t.Parallel()
+	dest, objDir := dirDest(t)
+	e := newEnv(t, dest, nil, bigSource(t))
+	first := e.start("backup")
+	waitFor(t, time.Minute, "the first runner to start writing", func() bool { return partialWritten(objDir) || first.exited() })
+	if first.exited() {
+		t.Fatalf("first backup ended too soon: %+v", first.wait(0))
+	}
+	before, err := os.ReadFile(filepath.Join(e.stateDir, status.BackupFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	second := e.run("backup")
+	if second.code != 1 || second.took > time.Second {
+		t.Fatalf("second runner: exit %d after %s; want 1 within 1s\n%s", second.code, second.took, second.stderr)
+	}
+	oneLine(t, "second runner's stderr", second.stderr)
+	if !strings.Contains(second.stderr, "locked") || !strings.Contains(second.stderr, "pid") {
+		t.Fatalf("second runner does not say who holds the lock: %s", second.stderr)
+	}
+	after, _ := os.ReadFile(filepath.Join(e.stateDir, status.BackupFile))
+	if string(after) != string(before) {
+		t.Fatalf("the refused runner changed backup.json:\n%s\n→\n%s", before, after)
+	}
+	if r := first.wait(2 * time.Minute); r.code != 0 {
+		t.Fatalf("first runner: exit %d\n%s", r.code, r.stderr)
+	}
+	if b := e.backupStatus(); b.State != status.OK || b.PID != first.cmd.Process.Pid {
+		t.Fatalf("backup.json: state %s pid %d, want ok from pid %d", b.State, b.PID, first.cmd.Process.Pid)
+	}
+	if final, _ := objects(t, objDir); len(final) != 2 {
+		t.Fatalf("want one object and its sidecar, got %v", final)
+	}
+}
