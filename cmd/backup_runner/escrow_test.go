@@ -1,0 +1,412 @@
+package main
+
+import (
+	"archive/zip"
+	"bytes"
+	"context"
+	"io"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/drym-backup/drym/internal/config"
+	"github.com/drym-backup/drym/internal/escrow"
+	"github.com/drym-backup/drym/internal/status"
+	"github.com/drym-backup/drym/internal/testutil"
+)
+
+// host is a throw-away drym installation in temp dirs.
+type host struct {
+	t                                *testing.T
+	cfg, state, key, src, dest, drop string
+}
+
+func newHost(t *testing.T) *host {
+	t.Helper()
+	root := t.TempDir()
+	h := &host{
+		t: t, cfg: filepath.Join(root, "etc/drym.toml"), state: filepath.Join(root, "state"),
+		key: filepath.Join(root, "etc/host-key.asc"), src: filepath.Join(root, "src"),
+		dest: filepath.Join(root, "dest"), drop: filepath.Join(root, "escrow-drop"),
+	}
+	files := map[string]string{
+		"etc/app.conf":         "listen 8080\n",
+		"etc/nested/deep/file": strings.Repeat("drym ", 1000),
+		"www/index.html":       "<h1>hello</h1>\n",
+		"www/empty":            "",
+	}
+	for name, data := range files {
+		p := filepath.Join(h.src, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(data), 0o640); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Symlink("app.conf", filepath.Join(h.src, "etc/link")); err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
+// runner runs backup_runner in this process and returns exit code and output.
+func (h *host) runner(args ...string) (int, string) {
+	h.t.Helper()
+	var out, errb bytes.Buffer
+	code := run(append([]string{"--config", h.cfg}, args...), &out, &errb)
+	return code, out.String() + errb.String()
+}
+
+func (h *host) mustRun(args ...string) string {
+	h.t.Helper()
+	code, out := h.runner(args...)
+	if code != 0 {
+		h.t.Fatalf("backup_runner %s: exit %d\n%s", strings.Join(args, " "), code, out)
+	}
+	return out
+}
+
+func (h *host) init(extra ...string) string {
+	h.t.Helper()
+	return h.mustRun(append([]string{"init", "--source", h.src, "--dest", "dir://" + h.dest,
+		"--state-dir", h.state, "--key-file", h.key, "--host", "web1"}, extra...)...)
+}
+
+// zips returns the escrow zips in a drop dir with their contents.
+func zips(t *testing.T, dir string) map[string][]byte {
+	t.Helper()
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string][]byte{}
+	for _, e := range ents {
+		b, err := os.ReadFile(filepath.Join(dir, e.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[e.Name()] = b
+	}
+	return out
+}
+
+// Acceptance 1: init ships the zip to the drop dir; re-running init or
+// escrow leaves it byte-identical.
+func TestInitShipsEscrowToDropDir(t *testing.T) {
+	h := newHost(t)
+	out := h.init("--escrow", "dir://"+h.drop)
+	if !strings.Contains(out, "escrow shipped: drym-escrow-web1-") {
+		t.Fatalf("init output:\n%s", out)
+	}
+	first := zips(t, h.drop)
+	if len(first) != 1 {
+		t.Fatalf("drop dir holds %d files, want 1 zip", len(first))
+	}
+	var name string
+	var data []byte
+	for name, data = range first {
+	}
+	if _, ok := escrow.ParseName("web1", name); !ok {
+		t.Fatalf("zip name %q", name)
+	}
+	f, err := escrow.Inspect(bytes.NewReader(data), int64(len(data)), escrow.DefaultLimits)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var st status.Escrow
+	if err := status.Read(filepath.Join(h.state, status.EscrowFile), &st); err != nil {
+		t.Fatal(err)
+	}
+	if st.State != status.OK || st.Zip != name || st.Fingerprint != f.Fingerprint || st.SHA256 == "" || st.Destination != "dir://"+h.drop || st.AlreadyShipped {
+		t.Fatalf("escrow.json: %+v", st)
+	}
+
+	for _, args := range [][]string{{"escrow"}, {"init"}, {"escrow"}} {
+		out := h.mustRun(args...)
+		if !strings.Contains(out, "escrow already shipped") {
+			t.Fatalf("%v output:\n%s", args, out)
+		}
+		again := zips(t, h.drop)
+		if len(again) != 1 || !bytes.Equal(again[name], data) {
+			t.Fatalf("after %v the drop dir changed: %d files", args, len(again))
+		}
+	}
+	if err := status.Read(filepath.Join(h.state, status.EscrowFile), &st); err != nil || !st.AlreadyShipped || st.Zip != name {
+		t.Fatalf("escrow.json after re-run: %+v %v", st, err)
+	}
+
+	// A settings change the same day: a second zip beside the first.
+	cfg, err := config.Load(h.cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Exclude = []string{"*.tmp"}
+	enc, _ := cfg.Encode()
+	os.WriteFile(h.cfg, enc, 0o644)
+	h.mustRun("escrow")
+	after := zips(t, h.drop)
+	if len(after) != 2 || !bytes.Equal(after[name], data) {
+		t.Fatalf("after a settings change: %d zips, first unchanged: %v", len(after), bytes.Equal(after[name], data))
+	}
+}
+
+func TestEscrowWithoutDestination(t *testing.T) {
+	h := newHost(t)
+	out := h.init()
+	if !strings.Contains(out, "no escrow destination") {
+		t.Fatalf("init without --escrow:\n%s", out)
+	}
+	code, out := h.runner("escrow")
+	if code != exitUsage || !strings.Contains(out, "[escrow] url") {
+		t.Fatalf("escrow without url: %d %s", code, out)
+	}
+}
+
+func TestEscrowRefusesMismatchedKeyFiles(t *testing.T) {
+	h := newHost(t)
+	h.init("--escrow", "dir://"+h.drop)
+	// Another key's public half beside the secret key.
+	other := newHost(t)
+	other.init()
+	pub, _ := os.ReadFile(config.PublicKeyPath(other.key))
+	os.Remove(config.PublicKeyPath(h.key))
+	os.WriteFile(config.PublicKeyPath(h.key), pub, 0o644)
+	os.RemoveAll(h.drop)
+	code, out := h.runner("escrow")
+	if code != exitFailure || !strings.Contains(out, "disagree") {
+		t.Fatalf("exit %d:\n%s", code, out)
+	}
+	var st status.Escrow
+	if err := status.Read(filepath.Join(h.state, status.EscrowFile), &st); err != nil || st.State != status.Failed {
+		t.Fatalf("escrow.json: %+v %v", st, err)
+	}
+	if _, err := os.Stat(h.drop); err == nil {
+		t.Fatal("shipped despite the mismatch")
+	}
+}
+
+// unzip extracts an escrow zip the way a person would, into dir.
+func unzip(t *testing.T, data []byte, dir string) string {
+	t.Helper()
+	zr, err := zip.NewReader(bytes.NewReader(data), int64(len(data)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range zr.File {
+		p := filepath.Join(dir, f.Name)
+		os.MkdirAll(filepath.Dir(p), 0o755)
+		rc, err := f.Open()
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(rc)
+		rc.Close()
+		if err := os.WriteFile(p, b, f.Mode().Perm()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return filepath.Join(dir, "drym-web1")
+}
+
+// Acceptance 2: the unzipped folder alone restores the latest backup with
+// restore.sh in a clean environment.
+func TestRestoreScriptCleanEnv(t *testing.T) {
+	for _, tool := range []string{"gpg", "zstd", "tar", "sha256sum"} {
+		testutil.Need(t, tool)
+	}
+	h := newHost(t)
+	h.init("--escrow", "dir://"+h.drop)
+	h.mustRun("backup")
+	time.Sleep(1100 * time.Millisecond) // names have second resolution
+	os.WriteFile(filepath.Join(h.src, "www/index.html"), []byte("<h1>newer</h1>\n"), 0o640)
+	h.mustRun("backup")
+
+	var data []byte
+	for _, b := range zips(t, h.drop) {
+		data = b
+	}
+	folder := unzip(t, data, t.TempDir())
+	// The host is gone: only the folder and the backups remain.
+	os.RemoveAll(filepath.Dir(h.key))
+	os.RemoveAll(h.state)
+
+	target := filepath.Join(t.TempDir(), "restored")
+	home := t.TempDir()
+	cmd := exec.Command("sh", filepath.Join(folder, "restore.sh"), "latest", target)
+	cmd.Env = []string{"PATH=/usr/bin:/bin", "HOME=" + home}
+	cmd.Dir = home
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("restore.sh: %v\n%s", err, out)
+	}
+	t.Logf("restore.sh:\n%s", out)
+	compareTree(t, h.src, filepath.Join(target, strings.TrimPrefix(h.src, "/")))
+	if _, err := os.Stat(filepath.Join(target, ".drym/manifest.json")); err != nil {
+		t.Errorf("manifest not restored: %v", err)
+	}
+
+	// A damaged backup is refused by the sidecar check, loudly.
+	var newest string
+	ents, _ := os.ReadDir(filepath.Join(h.dest, "web1"))
+	for _, e := range ents {
+		if strings.HasSuffix(e.Name(), ".tar.zst.gpg") {
+			newest = e.Name()
+		}
+	}
+	obj := filepath.Join(h.dest, "web1", newest)
+	b, _ := os.ReadFile(obj)
+	b[len(b)/2] ^= 1
+	os.WriteFile(obj, b, 0o644)
+	cmd = exec.Command("sh", filepath.Join(folder, "restore.sh"), "latest", filepath.Join(t.TempDir(), "r2"))
+	cmd.Env = []string{"PATH=/usr/bin:/bin", "HOME=" + home}
+	if out, err := cmd.CombinedOutput(); err == nil || !strings.Contains(string(out), "does not match") {
+		t.Fatalf("damaged backup: err %v\n%s", err, out)
+	}
+	// Without the sidecar, gpg's integrity check must still refuse it.
+	os.Remove(obj + ".sha256")
+	cmd = exec.Command("sh", filepath.Join(folder, "restore.sh"), "latest", filepath.Join(t.TempDir(), "r3"))
+	cmd.Env = []string{"PATH=/usr/bin:/bin", "HOME=" + home}
+	if out, err := cmd.CombinedOutput(); err == nil {
+		t.Fatalf("damaged backup without sidecar restored:\n%s", out)
+	}
+	// The older backup by name, with the destination mounted elsewhere.
+	moved := filepath.Join(t.TempDir(), "mnt")
+	if err := os.Rename(h.dest, moved); err != nil {
+		t.Fatal(err)
+	}
+	var oldest string
+	for _, e := range ents {
+		if strings.HasSuffix(e.Name(), ".tar.zst.gpg") {
+			oldest = e.Name()
+			break
+		}
+	}
+	target4 := filepath.Join(t.TempDir(), "r4")
+	cmd = exec.Command("sh", filepath.Join(folder, "restore.sh"), strings.TrimSuffix(oldest, ".tar.zst.gpg"), target4)
+	cmd.Env = []string{"PATH=/usr/bin:/bin", "HOME=" + home, "DRYM_SOURCE=" + moved}
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("restore by name: %v\n%s", err, out)
+	}
+	got, _ := os.ReadFile(filepath.Join(target4, strings.TrimPrefix(h.src, "/"), "www/index.html"))
+	if string(got) != "<h1>hello</h1>\n" {
+		t.Fatalf("older backup restored %q", got)
+	}
+}
+
+// compareTree fails unless want and got hold the same names, types,
+// contents, symlink targets and permissions.
+func compareTree(t *testing.T, want, got string) {
+	t.Helper()
+	var seen []string
+	err := filepath.WalkDir(want, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(want, p)
+		seen = append(seen, rel)
+		wi, _ := os.Lstat(p)
+		gi, err := os.Lstat(filepath.Join(got, rel))
+		if err != nil {
+			t.Errorf("%s: not restored: %v", rel, err)
+			return nil
+		}
+		if wi.Mode() != gi.Mode() {
+			t.Errorf("%s: mode %v, want %v", rel, gi.Mode(), wi.Mode())
+		}
+		switch {
+		case wi.Mode().IsRegular():
+			a, _ := os.ReadFile(p)
+			b, _ := os.ReadFile(filepath.Join(got, rel))
+			if !bytes.Equal(a, b) {
+				t.Errorf("%s: content differs", rel)
+			}
+		case wi.Mode()&fs.ModeSymlink != 0:
+			a, _ := os.Readlink(p)
+			b, _ := os.Readlink(filepath.Join(got, rel))
+			if a != b {
+				t.Errorf("%s: link %q, want %q", rel, b, a)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var extra []string
+	filepath.WalkDir(got, func(p string, d fs.DirEntry, err error) error {
+		rel, _ := filepath.Rel(got, p)
+		if err == nil && !slices.Contains(seen, rel) {
+			extra = append(extra, rel)
+		}
+		return nil
+	})
+	if len(extra) > 0 {
+		t.Errorf("restored files that were not backed up: %v", extra)
+	}
+}
+
+// Acceptance 5: s3:// escrow against versitygw: put-only credentials ship
+// with If-None-Match, a re-run never replaces the zip.
+func TestEscrowS3(t *testing.T) {
+	srv := testutil.StartS3(t)
+	srv.SetEnv(t)
+	h := newHost(t)
+	h.init()
+	cfg, err := config.Load(h.cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Escrow.Remote = config.Remote{URL: "s3://" + srv.Bucket + "/escrow", Endpoint: srv.Endpoint, PathStyle: true,
+		Profile: srv.PutProfile, ReadProfile: srv.ReadProfile}
+	enc, _ := cfg.Encode()
+	os.WriteFile(h.cfg, enc, 0o644)
+
+	out := h.mustRun("escrow")
+	if !strings.Contains(out, "escrow shipped") {
+		t.Fatalf("escrow:\n%s", out)
+	}
+	keys := srv.Keys(t, "escrow/")
+	if len(keys) != 1 || !strings.HasPrefix(keys[0], "escrow/drym-escrow-web1-") {
+		t.Fatalf("bucket holds %v", keys)
+	}
+	get := func() []byte {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		o, err := srv.Root().GetObject(ctx, &s3.GetObjectInput{Bucket: &srv.Bucket, Key: &keys[0]})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer o.Body.Close()
+		b, _ := io.ReadAll(o.Body)
+		return b
+	}
+	first := get()
+	if _, err := escrow.Inspect(bytes.NewReader(first), int64(len(first)), escrow.DefaultLimits); err != nil {
+		t.Fatal(err)
+	}
+	out = h.mustRun("escrow")
+	if !strings.Contains(out, "already shipped") || strings.Contains(out, "not compared") {
+		t.Fatalf("re-run:\n%s", out)
+	}
+	// Without read credentials the existing zip cannot be compared: it is
+	// kept (If-None-Match refused the write) and the output says so.
+	cfg.Escrow.ReadProfile = srv.PutProfile
+	enc, _ = cfg.Encode()
+	os.WriteFile(h.cfg, enc, 0o644)
+	out = h.mustRun("escrow")
+	if !strings.Contains(out, "already shipped") || !strings.Contains(out, "not compared") {
+		t.Fatalf("put-only re-run:\n%s", out)
+	}
+	if k := srv.Keys(t, "escrow/"); len(k) != 1 || !bytes.Equal(get(), first) {
+		t.Fatalf("the zip in the bucket changed: %v", k)
+	}
+}
