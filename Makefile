@@ -38,5 +38,17 @@ staticcheck:
 
 lint: vet staticcheck
 
+# Every Go fuzz target, one at a time (go test fuzzes one target per run),
+# each for $(FUZZTIME): 10s in CI, longer by hand (make fuzz FUZZTIME=10m).
+# A finding is saved under the package's testdata/fuzz and fails the run.
+FUZZTIME ?= 10s
+fuzz:
+	@set -e; for dir in $$(grep -rl --include='*_test.go' '^func Fuzz' . | xargs -n1 dirname | sort -u); do \
+	  for f in $$(grep -ho '^func Fuzz[A-Za-z0-9_]*' $$dir/*_test.go | sed 's/^func //' | sort -u); do \
+	    echo "fuzz $$dir $$f for $(FUZZTIME)"; \
+	    $(GO) test -run '^$$' -fuzz "^$$f\$$" -fuzztime $(FUZZTIME) $$dir; \
+	  done; \
+	done
+
 clean:
 	rm -rf $(BIN) dist
