@@ -174,7 +174,7 @@ object Host "h-none" { check_command = "dummy"; address = "127.0.0.1" }
 // CheckCommand of each must offer all of them as arguments.
 var checkFlags = map[string][]string{
 	"check_backup_age":   {"--warning", "--critical", "--timeout", "--config", "--state-dir", "-v", "--remote", "--max-runtime", "--shrink-warning"},
-	"check_test_restore": {"--warning", "--critical", "--timeout", "--config", "--state-dir", "-v", "--max-backup-age"},
+	"check_test_restore": {"--warning", "--critical", "--timeout", "--config", "--state-dir", "-v", "--max-backup-age", "--max-runtime"},
 	"check_key_escrow":   {"--warning", "--critical", "--timeout", "--config", "--state-dir", "-v", "--zip", "--expiry-warning", "--expiry-critical"},
 }
 
