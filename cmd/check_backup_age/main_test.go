@@ -1,9 +1,7 @@
 package main
 
 import (
-	"bytes"
 	"errors"
-	"flag"
 	"fmt"
 	"net"
 	"os"
@@ -17,12 +15,10 @@ import (
 	"github.com/alexflint/go-arg"
 
 	"github.com/drym-backup/drym/internal/plugin"
+	"github.com/drym-backup/drym/internal/plugin/plugintest"
 	"github.com/drym-backup/drym/internal/status"
 	"github.com/drym-backup/drym/internal/store"
-	"github.com/drym-backup/drym/internal/testutil"
 )
-
-var update = flag.Bool("update", false, "rewrite testdata/*.golden")
 
 var now = time.Date(2026, 3, 10, 12, 0, 0, 0, time.UTC)
 
@@ -220,97 +216,24 @@ func TestEvaluate(t *testing.T) {
 			if !strings.Contains(first, tt.first) {
 				t.Errorf("first line\n%s\nlacks\n%s", first, tt.first)
 			}
-			if r.State != plugin.OK && !namesFix(first) {
+			if r.State != plugin.OK && !plugintest.NamesFix(first) {
 				t.Errorf("non-OK first line names no fix: %s", first)
 			}
 			if len(out) > plugin.MaxOutput {
 				t.Errorf("output %d bytes", len(out))
 			}
-			golden(t, tt.name, out)
+			plugintest.Golden(t, tt.name, out)
 		})
-	}
-}
-
-// namesFix reports whether a first line names a command or action that fixes
-// the problem.
-func namesFix(line string) bool {
-	for _, fix := range []string{"backup_runner ", "--config", "upgrade drym", "group nagios", "timedatectl", "systemctl"} {
-		if strings.Contains(line, fix) {
-			return true
-		}
-	}
-	return false
-}
-
-func golden(t *testing.T, name, got string) {
-	t.Helper()
-	path := filepath.Join("testdata", name+".golden")
-	if *update {
-		if err := os.MkdirAll("testdata", 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test -update)", err)
-	}
-	if got != string(want) {
-		t.Errorf("output differs from %s (go test -update to accept):\ngot:\n%s\nwant:\n%s", path, got, want)
 	}
 }
 
 // ---- the built binary ----
 
-type binResult struct {
-	code           int
-	stdout, stderr string
-	took           time.Duration
-}
+func TestMain(m *testing.M) { plugintest.Main(m) }
 
-// TestMain builds the binary once (unless make already did: DRYM_BIN).
-func TestMain(m *testing.M) {
-	flag.Parse()
-	if os.Getenv("DRYM_BIN") == "" {
-		dir, err := os.MkdirTemp("", "drym-bin-")
-		if err != nil {
-			panic(err)
-		}
-		os.Setenv("DRYM_BIN", dir)
-		out, err := exec.Command("go", "build", "-o", dir, ".").CombinedOutput()
-		if err != nil {
-			fmt.Fprintf(os.Stderr, "go build: %v\n%s", err, out)
-			os.Exit(1)
-		}
-		code := m.Run()
-		os.RemoveAll(dir)
-		os.Exit(code)
-	}
-	os.Exit(m.Run())
-}
-
-func runBin(t *testing.T, env []string, argv ...string) binResult {
+func runBin(t *testing.T, env []string, argv ...string) plugintest.Result {
 	t.Helper()
-	bin := testutil.Binary(t, "check_backup_age")
-	cmd := exec.Command(bin, argv...)
-	cmd.Env = append(os.Environ(), "DRYM_CONFIG=/nonexistent/drym.toml")
-	cmd.Env = append(cmd.Env, env...)
-	var out, errOut bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errOut
-	start := time.Now()
-	err := cmd.Run()
-	r := binResult{stdout: out.String(), stderr: errOut.String(), took: time.Since(start)}
-	var ee *exec.ExitError
-	switch {
-	case errors.As(err, &ee):
-		r.code = ee.ExitCode()
-	case err != nil:
-		t.Fatal(err)
-	}
-	return r
+	return plugintest.Run(t, "check_backup_age", env, argv...)
 }
 
 // liveBackup is an ok backup relative to the real clock: the fixture
@@ -392,14 +315,14 @@ func TestBinary(t *testing.T) {
 				argv = append([]string{"--state-dir", tt.dir}, argv...)
 			}
 			r := runBin(t, nil, argv...)
-			if r.code != tt.code {
-				t.Errorf("exit %d, want %d:\n%s", r.code, tt.code, r.stdout)
+			if r.Code != tt.code {
+				t.Errorf("exit %d, want %d:\n%s", r.Code, tt.code, r.Stdout)
 			}
-			if !strings.HasPrefix(r.stdout, tt.first) {
-				t.Errorf("stdout starts\n%.200s\nwant\n%s", r.stdout, tt.first)
+			if !strings.HasPrefix(r.Stdout, tt.first) {
+				t.Errorf("stdout starts\n%.200s\nwant\n%s", r.Stdout, tt.first)
 			}
-			if r.stderr != "" {
-				t.Errorf("stderr without -v: %q", r.stderr)
+			if r.Stderr != "" {
+				t.Errorf("stderr without -v: %q", r.Stderr)
 			}
 		})
 	}
@@ -408,8 +331,8 @@ func TestBinary(t *testing.T) {
 func TestBinaryVerbose(t *testing.T) {
 	dir := writeState(t, liveBackup(time.Hour))
 	r := runBin(t, nil, "--state-dir", dir, "-v")
-	if r.code != 0 || !strings.Contains(r.stderr, "reading "+filepath.Join(dir, status.BackupFile)) {
-		t.Errorf("exit %d, stderr %q", r.code, r.stderr)
+	if r.Code != 0 || !strings.Contains(r.Stderr, "reading "+filepath.Join(dir, status.BackupFile)) {
+		t.Errorf("exit %d, stderr %q", r.Code, r.Stderr)
 	}
 }
 
@@ -421,11 +344,11 @@ func TestBinaryTimeoutOnHungFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := runBin(t, nil, "--state-dir", dir, "-t", "1")
-	if r.code != 3 || !strings.HasPrefix(r.stdout, "UNKNOWN: timed out after 1s reading "+filepath.Join(dir, status.BackupFile)) {
-		t.Errorf("exit %d: %s", r.code, r.stdout)
+	if r.Code != 3 || !strings.HasPrefix(r.Stdout, "UNKNOWN: timed out after 1s reading "+filepath.Join(dir, status.BackupFile)) {
+		t.Errorf("exit %d: %s", r.Code, r.Stdout)
 	}
-	if r.took > 2*time.Second {
-		t.Errorf("took %v with -t 1", r.took)
+	if r.Took > 2*time.Second {
+		t.Errorf("took %v with -t 1", r.Took)
 	}
 }
 
@@ -473,14 +396,14 @@ func TestBinaryRemoteDir(t *testing.T) {
 	for _, s := range steps {
 		s.prep()
 		r := runBin(t, nil, "--config", cfg, "--remote")
-		if r.code != s.code || !strings.HasPrefix(r.stdout, s.first) {
-			t.Errorf("%s: exit %d (want %d):\n%s\nwant prefix\n%s", s.name, r.code, s.code, r.stdout, s.first)
+		if r.Code != s.code || !strings.HasPrefix(r.Stdout, s.first) {
+			t.Errorf("%s: exit %d (want %d):\n%s\nwant prefix\n%s", s.name, r.Code, s.code, r.Stdout, s.first)
 		}
 	}
 	// Without --remote the deleted object goes unnoticed: that is what
 	// --remote is for.
-	if r := runBin(t, nil, "--config", cfg); r.code != 0 {
-		t.Errorf("without --remote: exit %d: %s", r.code, r.stdout)
+	if r := runBin(t, nil, "--config", cfg); r.Code != 0 {
+		t.Errorf("without --remote: exit %d: %s", r.Code, r.Stdout)
 	}
 }
 
@@ -516,10 +439,10 @@ func TestBinaryRemoteHungEndpoint(t *testing.T) {
 	cfg := writeConfig(t, state, "s3://backups/drym", fmt.Sprintf("endpoint = \"http://%s\"\npath_style = true\n", ln.Addr()))
 	r := runBin(t, []string{"AWS_CA_BUNDLE=", "AWS_ACCESS_KEY_ID=x", "AWS_SECRET_ACCESS_KEY=y", "AWS_EC2_METADATA_DISABLED=true", "AWS_CONFIG_FILE=/dev/null", "AWS_SHARED_CREDENTIALS_FILE=/dev/null"},
 		"--config", cfg, "--remote", "-t", "2")
-	if r.code != 3 || !strings.HasPrefix(r.stdout, "UNKNOWN: timed out after 2s asking s3://backups/drym/web1/ for "+objName) {
-		t.Errorf("exit %d: %s", r.code, r.stdout)
+	if r.Code != 3 || !strings.HasPrefix(r.Stdout, "UNKNOWN: timed out after 2s asking s3://backups/drym/web1/ for "+objName) {
+		t.Errorf("exit %d: %s", r.Code, r.Stdout)
 	}
-	if r.took > 3*time.Second {
-		t.Errorf("took %v with -t 2", r.took)
+	if r.Took > 3*time.Second {
+		t.Errorf("took %v with -t 2", r.Took)
 	}
 }

@@ -65,7 +65,7 @@ func ParseDuration(s string) (time.Duration, error) {
 		}
 		total += f * float64(mult)
 	}
-	if total > float64(math.MaxInt64) {
+	if total >= float64(math.MaxInt64) { // float64(MaxInt64) rounds up to 2^63
 		return 0, fmt.Errorf("bad duration %q: too long", s)
 	}
 	return time.Duration(total), nil
@@ -77,7 +77,7 @@ func secondsToDuration(f float64, s string) (time.Duration, error) {
 		return 0, fmt.Errorf("bad duration %q: not a number of seconds", s)
 	case f < 0:
 		return 0, fmt.Errorf("bad duration %q: negative", s)
-	case f*float64(time.Second) > float64(math.MaxInt64):
+	case f*float64(time.Second) >= float64(math.MaxInt64):
 		return 0, fmt.Errorf("bad duration %q: too long", s)
 	}
 	return time.Duration(f * float64(time.Second)), nil

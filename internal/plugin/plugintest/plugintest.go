@@ -1,0 +1,118 @@
+// Package plugintest holds what every check's tests share: golden files
+// refreshed with -update, running the built binary, and the rule that a
+// non-OK first line names its fix.
+package plugintest
+
+import (
+	"bytes"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/drym-backup/drym/internal/testutil"
+)
+
+// Update is the -update flag: rewrite testdata/*.golden instead of comparing.
+var Update = flag.Bool("update", false, "rewrite testdata/*.golden")
+
+// Golden compares got with testdata/<name>.golden (or writes it under -update).
+func Golden(t testing.TB, name, got string) {
+	t.Helper()
+	path := filepath.Join("testdata", name+".golden")
+	if *Update {
+		if err := os.MkdirAll("testdata", 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test -update)", err)
+	}
+	if got != string(want) {
+		t.Errorf("output differs from %s (go test -update to accept):\ngot:\n%s\nwant:\n%s", path, got, want)
+	}
+}
+
+// fixes are the marks of a first line that names its fix: a drym command,
+// a flag, or the admin action the message spells out.
+var fixes = []string{"backup_runner ", "--", "upgrade drym", "group nagios", "timedatectl", "systemctl"}
+
+// NamesFix reports whether a first line names a command or action that
+// fixes the problem.
+func NamesFix(line string) bool {
+	for _, f := range fixes {
+		if strings.Contains(line, f) {
+			return true
+		}
+	}
+	return false
+}
+
+// Main is TestMain for a check's package: it builds the check in the
+// current directory once (unless DRYM_BIN points at make's build) so each
+// binary test does not rebuild it.
+func Main(m *testing.M) {
+	flag.Parse()
+	if os.Getenv("DRYM_BIN") != "" {
+		os.Exit(m.Run())
+	}
+	dir, err := os.MkdirTemp("", "drym-bin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	os.Setenv("DRYM_BIN", dir)
+	if out, err := exec.Command("go", "build", "-o", dir, ".").CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "go build: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// Result is one run of a check binary.
+type Result struct {
+	Code           int
+	Stdout, Stderr string
+	Took           time.Duration
+}
+
+// First is the first line of stdout.
+func (r Result) First() string {
+	first, _, _ := strings.Cut(r.Stdout, "\n")
+	return first
+}
+
+// Run runs the built binary name with argv. DRYM_CONFIG points nowhere
+// unless env sets it, so the host's real settings never leak into a test.
+func Run(t testing.TB, name string, env []string, argv ...string) Result {
+	t.Helper()
+	bin := testutil.Binary(t, name)
+	cmd := exec.Command(bin, argv...)
+	cmd.Env = append(os.Environ(), "DRYM_CONFIG=/nonexistent/drym.toml")
+	cmd.Env = append(cmd.Env, env...)
+	var out, errOut bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	start := time.Now()
+	err := cmd.Run()
+	r := Result{Stdout: out.String(), Stderr: errOut.String(), Took: time.Since(start)}
+	var ee *exec.ExitError
+	switch {
+	case errors.As(err, &ee):
+		r.Code = ee.ExitCode()
+	case err != nil:
+		t.Fatal(err)
+	}
+	return r
+}
