@@ -285,6 +285,9 @@ func (l Location) String() string {
 // ParseURL parses dir:///path, a bare absolute path, or s3://bucket/prefix.
 func ParseURL(raw string) (Location, error) {
 	if strings.HasPrefix(raw, "/") {
+		if hasControl(raw) {
+			return Location{}, fmt.Errorf("%q: the path holds control characters", raw)
+		}
 		return Location{Scheme: "dir", Path: filepath.Clean(raw)}, nil
 	}
 	u, err := url.Parse(raw)
@@ -294,6 +297,11 @@ func ParseURL(raw string) (Location, error) {
 	if u.User != nil {
 		// Redacted: the error is printed and logged; the secret must not be.
 		return Location{}, fmt.Errorf("%q embeds credentials: drym never stores them; use the AWS credential chain (environment, ~/.aws/credentials with a profile, or an instance role)", u.Redacted())
+	}
+	// Percent-escapes decode to any byte: a NUL or control character in a
+	// path or key prefix is damage, never a name someone meant.
+	if hasControl(u.Path) {
+		return Location{}, fmt.Errorf("%q: the path holds control characters", u.Redacted())
 	}
 	if u.RawQuery != "" || u.Fragment != "" {
 		return Location{}, fmt.Errorf("%q: query strings and fragments are not supported", raw)
@@ -338,6 +346,10 @@ func checkEndpoint(raw string) error {
 		return fmt.Errorf("the endpoint embeds credentials: drym never stores them; use the AWS credential chain (environment, ~/.aws/credentials with a profile, or an instance role)")
 	}
 	return nil
+}
+
+func hasControl(s string) bool {
+	return strings.ContainsFunc(s, func(r rune) bool { return r < 0x20 || r == 0x7f })
 }
 
 var bucketRe = regexp.MustCompile(`^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$`)

@@ -45,7 +45,7 @@ func FuzzParse(f *testing.F) {
 			"destination.url": c.Destination.URL, "destination.endpoint": c.Destination.Endpoint,
 			"escrow.url": c.Escrow.URL, "escrow.endpoint": c.Escrow.Endpoint,
 		} {
-			if u, err := url.Parse(raw); err == nil && u.User != nil {
+			if embedsCredentials(raw, strings.HasSuffix(name, ".url")) {
 				t.Fatalf("accepted %s %q with embedded credentials", name, raw)
 			}
 		}
@@ -87,8 +87,11 @@ func FuzzParseURL(f *testing.F) {
 		if err != nil {
 			return
 		}
-		if u, err := url.Parse(raw); err == nil && u.User != nil {
+		if embedsCredentials(raw, true) {
 			t.Fatalf("accepted %q with embedded credentials", raw)
+		}
+		if strings.ContainsFunc(loc.Path+loc.Prefix, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
+			t.Fatalf("accepted %q with control characters: %+v", raw, loc)
 		}
 		switch loc.Scheme {
 		case "dir":
@@ -113,4 +116,15 @@ func FuzzParseURL(f *testing.F) {
 			t.Fatalf("accepted %q with scheme %q", raw, loc.Scheme)
 		}
 	})
+}
+
+// embedsCredentials reports whether raw is a URL with a user:password part.
+// For destination URLs, anything starting with "/" is a directory path, not
+// a URL ("//@" is the directory "/@"); endpoints are always URLs.
+func embedsCredentials(raw string, destination bool) bool {
+	if destination && strings.HasPrefix(raw, "/") {
+		return false
+	}
+	u, err := url.Parse(raw)
+	return err == nil && u.User != nil
 }
