@@ -130,8 +130,8 @@ func TestCron(t *testing.T) {
 		if e.user != "root" {
 			t.Errorf("%s runs as %s, want root (it reads every file)", job, e.user)
 		}
-		if !strings.Contains(e.command, " /usr/bin/backup_runner ") {
-			t.Errorf("%s: %q does not run /usr/bin/backup_runner by absolute path", job, e.command)
+		if !strings.Contains(e.command, " /usr/sbin/backup_runner ") {
+			t.Errorf("%s: %q does not run /usr/sbin/backup_runner by absolute path", job, e.command)
 		}
 	}
 	for job := range want {

@@ -112,8 +112,8 @@ func TestSystemdUnits(t *testing.T) {
 			if len(argv) == 0 || !filepath.IsAbs(argv[0]) {
 				t.Fatalf("ExecStart=%q: want an absolute path", execStart)
 			}
-			if argv[0] != "/usr/bin/backup_runner" || argv[len(argv)-1] != tt.command {
-				t.Errorf("ExecStart=%q: want /usr/bin/backup_runner … %s", execStart, tt.command)
+			if argv[0] != "/usr/sbin/backup_runner" || argv[len(argv)-1] != tt.command {
+				t.Errorf("ExecStart=%q: want /usr/sbin/backup_runner … %s", execStart, tt.command)
 			}
 			for k, want := range hardening {
 				if got := svc.get("Service", k); got != want {
@@ -158,7 +158,7 @@ func TestSystemdUnits(t *testing.T) {
 				t.Fatal(err)
 			}
 			p := filepath.Join(tmp, filepath.Base(f))
-			writeFile(t, p, []byte(strings.ReplaceAll(string(data), "/usr/bin/backup_runner", stand)), 0o644)
+			writeFile(t, p, []byte(strings.ReplaceAll(string(data), "/usr/sbin/backup_runner", stand)), 0o644)
 			paths = append(paths, p)
 		}
 		r := run(t, time.Minute, exec.Command(analyze, append([]string{"verify"}, paths...)...))
