@@ -9,7 +9,7 @@ BIN := $(CURDIR)/bin
 TOOLS ?= $(HOME)/.cache/drym-tools/bin
 export PATH := $(BIN):$(TOOLS):$(PATH)
 
-.PHONY: all build test test-short demo lint vet staticcheck fuzz bench clean
+.PHONY: all build test test-short demo lint vet staticcheck fuzz bench clean deb
 
 all: build
 
@@ -49,6 +49,16 @@ fuzz:
 	    $(GO) test -run '^$$' -fuzz "^$$f\$$" -fuzztime $(FUZZTIME) $$dir; \
 	  done; \
 	done
+
+# Debian package dist/drym_<version>_amd64.deb (packaging/nfpm.yaml). nfpm
+# runs as a Go tool from the tools cache, not a module dependency.
+DIST ?= $(CURDIR)/dist
+NFPM_VERSION := v2.45.2
+deb: build
+	@command -v nfpm >/dev/null || GOBIN=$(TOOLS) $(GO) install github.com/goreleaser/nfpm/v2/cmd/nfpm@$(NFPM_VERSION)
+	@mkdir -p $(DIST)
+	DRYM_BIN=$(BIN) DRYM_DEB_VERSION=$$(packaging/deb-version.sh '$(VERSION)') \
+	  nfpm pkg --packager deb --config packaging/nfpm.yaml --target $(DIST)/
 
 clean:
 	rm -rf $(BIN) dist
