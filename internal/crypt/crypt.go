@@ -182,9 +182,9 @@ func Encrypt(w io.Writer, to []*openpgp.Entity) (io.WriteCloser, error) {
 	if len(to) == 0 {
 		return nil, errors.New("no recipient keys")
 	}
-	c := config()
-	hints := &openpgp.FileHints{IsBinary: true}
-	pt, err := openpgp.Encrypt(w, to, nil, hints, c)
+	// The same packets openpgp.Encrypt(w, to, nil, &FileHints{IsBinary:
+	// true}, config()) writes, several times faster (seipd.go).
+	pt, err := newSEIPDWriter(w, to, config())
 	if err != nil {
 		return nil, fmt.Errorf("cannot start encryption: %w", err)
 	}
