@@ -1,0 +1,40 @@
+package main
+
+import (
+	"context"
+	"time"
+
+	"github.com/drym-backup/drym/internal/plugin"
+)
+
+// args are check_key_escrow's flags.
+type args struct {
+	Zip            string          `arg:"--zip" placeholder:"FILE" help:"check this escrow zip instead of the newest one in [escrow] url"`
+	ExpiryWarning  plugin.Duration `arg:"--expiry-warning" default:"30d" placeholder:"DURATION" help:"WARNING when the host key expires within this"`
+	ExpiryCritical plugin.Duration `arg:"--expiry-critical" default:"7d" placeholder:"DURATION" help:"CRITICAL when the host key expires within this"`
+	Warning        plugin.AgeRange `arg:"-w,--warning" placeholder:"AGE" help:"WARNING when the escrow zip is older (default: never; the key does not age)"`
+	Critical       plugin.AgeRange `arg:"-c,--critical" placeholder:"AGE" help:"CRITICAL when the escrow zip is older (default: never)"`
+	KeyOwner       string          `arg:"--key-owner" default:"root" placeholder:"USER" help:"user who must own the secret key file"`
+	plugin.Common
+}
+
+func (args) Description() string {
+	return "check_key_escrow: does the escrow zip off this host hold the key this host encrypts its backups to?\n" +
+		"Reads the newest escrow zip (or --zip), the public key, backup.json and, when readable (root), the secret key. Runs as user nagios."
+}
+
+func (args) Epilogue() string {
+	return `States: OK escrowed key == host key == last backup's key ·
+WARNING escrow is stale (settings changed), key expires within --expiry-warning, secret key file too open or not owned by --key-owner ·
+CRITICAL key mismatch, no/unusable/other host's zip, no escrow configured, not set up, key expires within --expiry-critical ·
+UNKNOWN bad flags, unreadable files, escrow location unreachable, timeout.
+Perfdata: zip_age=s;w;c;0 key_expiry=s;w;c (only when the key expires).
+Example: check_key_escrow --expiry-warning 30d --expiry-critical 7d -t 20`
+}
+
+func main() {
+	var a args
+	plugin.Check{Name: "check_key_escrow", Args: &a, Run: func(ctx context.Context) plugin.Result {
+		return evaluate(gather(ctx, &a), a, time.Now())
+	}}.Main()
+}

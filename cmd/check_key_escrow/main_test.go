@@ -1,0 +1,221 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/alexflint/go-arg"
+
+	"github.com/drym-backup/drym/internal/config"
+	"github.com/drym-backup/drym/internal/escrow"
+	"github.com/drym-backup/drym/internal/plugin"
+	"github.com/drym-backup/drym/internal/plugin/plugintest"
+	"github.com/drym-backup/drym/internal/status"
+	"github.com/drym-backup/drym/internal/store"
+)
+
+// TestMain builds check_key_escrow and backup_runner once into DRYM_BIN.
+func TestMain(m *testing.M) {
+	flag.Parse()
+	if os.Getenv("DRYM_BIN") == "" {
+		dir, err := os.MkdirTemp("", "drym-bin-")
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		os.Setenv("DRYM_BIN", dir)
+		for _, pkg := range []string{".", "../backup_runner"} {
+			if out, err := exec.Command("go", "build", "-o", dir, pkg).CombinedOutput(); err != nil {
+				fmt.Fprintf(os.Stderr, "go build %s: %v\n%s", pkg, err, out)
+				os.Exit(1)
+			}
+		}
+		code := m.Run()
+		os.RemoveAll(dir)
+		os.Exit(code)
+	}
+	os.Exit(m.Run())
+}
+
+var now = time.Date(2026, 3, 10, 12, 0, 0, 0, time.UTC)
+
+const (
+	fpHost  = "3F2A9C0D11B24E6F8A7B5C4D3E2F1A0B99887766"
+	fpOther = "D00DFEED0123456789ABCDEF0123456789ABCDEF"
+	cfgPath = "/etc/drym/drym.toml"
+	zipName = "drym-escrow-web1-3F2A9C0D11B24E6F-20260301.zip"
+)
+
+func defaults(t testing.TB, argv ...string) args {
+	t.Helper()
+	var a args
+	p, err := arg.NewParser(arg.Config{IgnoreEnv: true}, &a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Parse(argv); err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
+func settings() *config.Config {
+	c := &config.Config{Host: "web1", Sources: []string{"/etc"}, StateDir: "/var/lib/drym", KeyFile: "/etc/drym/host-key.asc",
+		Destination: config.Remote{URL: "s3://backups/drym", ReadProfile: "drym-read"},
+		Escrow:      config.Escrow{Remote: config.Remote{URL: "s3://escrow/drym"}}}
+	c.Path = cfgPath
+	return c
+}
+
+func encode(c *config.Config) []byte {
+	b, err := c.Encode()
+	if err != nil {
+		panic(err)
+	}
+	return b
+}
+
+// good is the facts of a healthy host, run as root.
+func good() facts {
+	cfg := settings()
+	return facts{
+		ConfigPath: cfgPath, Host: "web1", Settings: encode(cfg),
+		PubPath: "/etc/drym/host-key.pub.asc", PubFP: fpHost,
+		SecretPath: "/etc/drym/host-key.asc", SecretMode: 0o600, SecretUID: 0, SecretFP: fpHost, WantOwner: "root",
+		BackupFP: fpHost,
+		Where:    "s3://escrow/drym", ZipName: zipName, ZipTime: now.Add(-9 * 24 * time.Hour),
+		Zip: &escrow.Facts{Host: "web1", Fingerprint: fpHost, KeyCreated: now.Add(-400 * 24 * time.Hour), Config: cfg,
+			Contents: map[string][]byte{escrow.MemberConfig: encode(cfg)}},
+	}
+}
+
+func with(mod func(*facts)) facts {
+	f := good()
+	mod(&f)
+	return f
+}
+
+func TestEvaluate(t *testing.T) {
+	tests := []struct {
+		name  string // also the golden file
+		f     facts
+		argv  []string
+		state plugin.State
+		first string
+	}{
+		{"ok", good(), nil, plugin.OK, "holds host key 3F2A9C0D11B24E6F, the same as the public key file, the last backup's key, the secret key file; key never expires"},
+		{"ok_as_nagios", with(func(f *facts) {
+			f.SecretFP, f.SecretReadErr = "", fmt.Errorf("open /etc/drym/host-key.asc: %w", fs.ErrPermission)
+		}), nil, plugin.OK, "the same as the public key file, the last backup's key; key never expires"},
+		{"ok_secret_dir_closed", with(func(f *facts) {
+			f.SecretFP, f.SecretStatErr = "", fmt.Errorf("stat /etc/drym/host-key.asc: %w", fs.ErrPermission)
+		}), nil, plugin.OK, "OK"},
+		{"ok_no_backup_yet", with(func(f *facts) { f.BackupFP, f.BackupErr = "", status.ErrNotExist }), nil, plugin.OK, "the same as the public key file, the secret key file"},
+		{"ok_expires_later", with(func(f *facts) { f.Zip.KeyExpires = now.Add(90 * 24 * time.Hour) }), nil, plugin.OK, "key expires in 90d"},
+		{"warning_expiry", with(func(f *facts) { f.Zip.KeyExpires = now.Add(20 * 24 * time.Hour) }), nil, plugin.Warning, "expires in 20d"},
+		{"critical_expiry", with(func(f *facts) { f.Zip.KeyExpires = now.Add(3 * 24 * time.Hour) }), nil, plugin.Critical, "within --expiry-critical 7d"},
+		{"critical_expired", with(func(f *facts) { f.Zip.KeyExpires = now.Add(-time.Hour) }), nil, plugin.Critical, "expired 1h ago"},
+		{"critical_escrow_other_key", with(func(f *facts) { f.Zip.Fingerprint = fpOther }), nil, plugin.Critical,
+			"the escrowed key D00DFEED01234567 is not the host key 3F2A9C0D11B24E6F (/etc/drym/host-key.pub.asc): the escrow cannot decrypt this host's backups: run backup_runner escrow"},
+		{"critical_public_changed", with(func(f *facts) { f.PubFP, f.BackupFP = fpOther, fpOther }), nil, plugin.Critical,
+			"host key files disagree: secret key /etc/drym/host-key.asc is 3F2A9C0D11B24E6F, public key /etc/drym/host-key.pub.asc is D00DFEED01234567"},
+		{"critical_secret_changed", with(func(f *facts) { f.SecretFP = fpOther }), nil, plugin.Critical, "host key files disagree"},
+		{"critical_backup_key", with(func(f *facts) { f.BackupFP = fpOther }), nil, plugin.Critical,
+			"the last backup was encrypted to key D00DFEED01234567 but the host key is 3F2A9C0D11B24E6F: run backup_runner backup, then backup_runner escrow"},
+		{"critical_other_host", with(func(f *facts) { f.Zip.Host = "db2"; f.Zip.Fingerprint = fpOther }), nil, plugin.Critical, "is for host db2, not web1"},
+		{"critical_no_zip", with(func(f *facts) {
+			f.Zip, f.FindErr = nil, fmt.Errorf("s3://escrow/drym: no drym-escrow-web1-*.zip: %w", store.ErrNotFound)
+		}), nil, plugin.Critical, "no escrow zip for web1 in s3://escrow/drym: the host key exists only on this host: run backup_runner escrow"},
+		{"critical_zip_file_missing", with(func(f *facts) {
+			f.Zip, f.Where, f.FindErr = nil, "/tmp/x.zip", fmt.Errorf("open /tmp/x.zip: %w", fs.ErrNotExist)
+		}), nil, plugin.Critical, "no escrow zip for web1 in /tmp/x.zip"},
+		{"critical_broken_zip", with(func(f *facts) {
+			f.Zip, f.ZipErr = nil, fmt.Errorf("%w: member \"drym-web1/restore.sh\" fails its CRC check: the zip is damaged", escrow.ErrBroken)
+		}), nil, plugin.Critical, "is unusable: member \"drym-web1/restore.sh\" fails its CRC check: the zip is damaged: run backup_runner escrow"},
+		{"unknown_cannot_list", with(func(f *facts) {
+			f.Zip, f.FindErr = nil, errors.New("s3://escrow/drym: ListObjectsV2 denied (AccessDenied): check the credentials and the bucket policy for this profile")
+		}), nil, plugin.Unknown, "cannot read the escrow location"},
+		{"critical_no_escrow", facts{ConfigPath: cfgPath, Host: "web1", NoEscrow: true}, nil, plugin.Critical, "no escrow configured"},
+		{"critical_not_set_up", facts{SettingsErr: fmt.Errorf("%w: no settings file /etc/drym/drym.toml", plugin.ErrNotSetUp)}, nil, plugin.Critical, "not set up: run backup_runner init"},
+		{"critical_no_public_key", with(func(f *facts) {
+			f.PubFP, f.PubErr = "", fmt.Errorf("open /etc/drym/host-key.pub.asc: %w", fs.ErrNotExist)
+		}), nil, plugin.Critical, "no host key: /etc/drym/host-key.pub.asc is missing: run backup_runner init"},
+		{"critical_no_secret_key", with(func(f *facts) {
+			f.SecretFP, f.SecretStatErr = "", fmt.Errorf("stat /etc/drym/host-key.asc: %w", fs.ErrNotExist)
+		}), nil, plugin.Critical, "the secret host key /etc/drym/host-key.asc is missing"},
+		{"warning_stale", with(func(f *facts) {
+			c := settings()
+			c.Sources = append(c.Sources, "/srv")
+			c.Destination.URL = "s3://backups2/drym"
+			f.Settings = encode(c)
+		}), nil, plugin.Warning, "escrow is stale: the escrowed settings differ from /etc/drym/drym.toml (destination.url, sources): run backup_runner escrow"},
+		{"warning_mode", with(func(f *facts) { f.SecretMode = 0o644 }), nil, plugin.Warning, "is mode 0644, readable beyond its owner: chmod 600 /etc/drym/host-key.asc"},
+		{"warning_owner", with(func(f *facts) { f.SecretUID = 1000 }), nil, plugin.Warning, "owned by uid 1000, not root: chown root /etc/drym/host-key.asc"},
+		{"warning_escrow_failed", with(func(f *facts) {
+			f.EscrowRun = &status.Escrow{Common: status.Common{State: status.Failed, Error: "s3://escrow/drym: PutObject denied", Finished: now.Add(-2 * time.Hour)}}
+		}), nil, plugin.Warning, "the last backup_runner escrow failed 2h ago"},
+		{"warning_zip_age", good(), []string{"-w", "7d", "-c", "30d"}, plugin.Warning, "is 9d old, older than 7d (-w)"},
+		{"critical_team_missing", with(func(f *facts) {
+			f.Zip.SecretEncrypted, f.Zip.SecretRecipients = true, []uint64{0x1111}
+			f.Team = map[string][]uint64{"/etc/drym/team.asc": {0x2222, 0x3333}}
+			f.TeamFP = map[string]string{"/etc/drym/team.asc": fpOther}
+		}), nil, plugin.Critical, "not encrypted to team key D00DFEED01234567 (/etc/drym/team.asc)"},
+		{"ok_team", with(func(f *facts) {
+			f.Zip.SecretEncrypted, f.Zip.SecretRecipients = true, []uint64{0x3333}
+			f.Team = map[string][]uint64{"/etc/drym/team.asc": {0x2222, 0x3333}}
+			f.TeamFP = map[string]string{"/etc/drym/team.asc": fpOther}
+		}), nil, plugin.OK, "OK"},
+		{"critical_worst_of_several", with(func(f *facts) {
+			f.SecretMode = 0o640
+			f.Zip.Fingerprint = fpOther
+			f.Settings = append(f.Settings, []byte("\n[metrics]\n  textfile = \"/x\"\n")...)
+		}), nil, plugin.Critical, "the escrowed key D00DFEED01234567 is not the host key"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			a := defaults(t, tc.argv...)
+			r := evaluate(tc.f, a, now)
+			if r.State != tc.state {
+				t.Errorf("state %s, want %s: %s", r.State, tc.state, r.FirstLine())
+			}
+			if !strings.Contains(r.FirstLine(), tc.first) {
+				t.Errorf("first line %q lacks %q", r.FirstLine(), tc.first)
+			}
+			if r.State != plugin.OK && !namesFix(r.FirstLine()) {
+				t.Errorf("first line names no fix: %s", r.FirstLine())
+			}
+			plugintest.Golden(t, tc.name, plugin.Format(r))
+		})
+	}
+}
+
+func TestDiffSettings(t *testing.T) {
+	a := settings()
+	b := settings()
+	if d := diffSettings(encode(a), encode(b)); len(d) != 0 {
+		t.Fatalf("same settings differ: %v", d)
+	}
+	b.Escrow.Recipients = []string{"/etc/drym/team.asc"}
+	b.Exclude = []string{"*.tmp"}
+	if d := diffSettings(encode(a), encode(b)); strings.Join(d, " ") != "escrow.recipients exclude" {
+		t.Fatalf("diff %v", d)
+	}
+}
+
+// namesFix extends plugintest.NamesFix with the fixes this check names
+// besides drym commands: file permissions and the read credentials.
+func namesFix(line string) bool {
+	for _, f := range []string{"chmod ", "chown ", "read_profile"} {
+		if strings.Contains(line, f) {
+			return true
+		}
+	}
+	return plugintest.NamesFix(line)
+}
