@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"path"
 	"path/filepath"
 	"strings"
@@ -85,16 +86,16 @@ func remote(ctx context.Context, cfg *config.Config, run *status.BackupRun) *rem
 	if cfg == nil {
 		return &remoteFacts{Err: errNoSettings}
 	}
-	// Object is "<host>/<name>" relative to the destination; the store is
-	// scoped to the host.
+	// The runner records the bare object name; the store is scoped to the
+	// host. A "<host>/<name>" form is accepted too.
 	sub, name := path.Split(run.Object)
 	sub = strings.Trim(sub, "/")
 	if sub == "" {
 		sub = cfg.Host
 	}
 	// Messages name the destination as configured and the object as
-	// recorded ("<host>/<name>"), the way backup_runner list shows them.
-	rf := &remoteFacts{Where: cfg.Destination.URL, Object: run.Object}
+	// "<host>/<name>" within it, as backup_runner prints them.
+	rf := &remoteFacts{Where: cfg.Destination.URL, Object: sub + "/" + name}
 	plugin.Doing(ctx, "opening destination %s", cfg.Destination.URL)
 	st, err := store.Open(ctx, cfg.Destination, sub, store.Read)
 	if err != nil {
@@ -249,6 +250,9 @@ func checkRemote(r *plugin.Result, rf *remoteFacts, run *status.BackupRun) {
 		return
 	case errors.Is(rf.Err, errNoSettings):
 		r.Raise(plugin.Unknown, rf.Err.Error())
+		return
+	case errors.Is(rf.Err, fs.ErrPermission):
+		r.Raise(plugin.Unknown, fmt.Sprintf("cannot check the destination: %v (the check runs as user nagios: make the destination readable by group nagios, or drop --remote)", rf.Err))
 		return
 	case rf.Err != nil:
 		r.Raise(plugin.Unknown, fmt.Sprintf("cannot check the destination: %v (check read_profile and its credentials in the settings; backup_runner list uses the same)", rf.Err))

@@ -47,7 +47,7 @@ func run(ago time.Duration, bytesIn int64, obj string) status.BackupRun {
 	fin := now.Add(-ago)
 	return status.BackupRun{
 		Started: fin.Add(-4*time.Minute - 10*time.Second), Finished: fin, State: status.OK,
-		Object: "web1/" + obj, BytesIn: bytesIn, BytesOut: bytesIn * 4 / 5, Files: 14203, SHA256: sha,
+		Object: obj, BytesIn: bytesIn, BytesOut: bytesIn * 4 / 5, Files: 14203, SHA256: sha,
 	}
 }
 
@@ -197,6 +197,8 @@ func TestEvaluate(t *testing.T) {
 			"sidecar web1/" + objName + ".sha256 is missing"},
 		{"unknown_remote_denied", withRemote(ok(backup(3*time.Hour)), remoteFacts{Err: errors.New("HeadObject s3://backups/drym/web1/x: 403 Forbidden")}), []string{"--remote"}, plugin.Unknown,
 			"cannot check the destination: HeadObject s3://backups/drym/web1/x: 403 Forbidden (check read_profile"},
+		{"unknown_remote_dir_permission", withRemote(ok(backup(3*time.Hour)), remoteFacts{Err: &os.PathError{Op: "stat", Path: "/srv/backup/web1/" + objName, Err: syscall.EACCES}}), []string{"--remote"}, plugin.Unknown,
+			"permission denied (the check runs as user nagios: make the destination readable by group nagios, or drop --remote)"},
 		{"unknown_remote_no_settings", withRemote(ok(backup(3*time.Hour)), remoteFacts{Err: errNoSettings}), []string{"--remote"}, plugin.Unknown,
 			"--remote needs the settings file"},
 	}
