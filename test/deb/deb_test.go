@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/drym-backup/drym/internal/testutil"
@@ -48,17 +49,39 @@ func run(t *testing.T, name string, args ...string) string {
 	return string(out)
 }
 
-// buildDeb runs `make deb` into a temp dir and returns the package path.
+var (
+	buildOnce sync.Once
+	buildDir  string
+	buildOut  []byte
+	buildErr  error
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if buildDir != "" {
+		os.RemoveAll(buildDir)
+	}
+	os.Exit(code)
+}
+
+// buildDeb runs `make deb` once, into a temp dir (not the tree's bin/, whose
+// binaries other tests may be running), and returns the package path.
 func buildDeb(t *testing.T) string {
 	t.Helper()
 	testutil.Need(t, "make")
-	dir := t.TempDir()
-	cmd := exec.Command("make", "deb", "BIN="+filepath.Join(dir, "bin"), "DIST="+filepath.Join(dir, "dist"))
-	cmd.Dir = testutil.RepoRoot(t)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("make deb: %v\n%s", err, out)
+	root := testutil.RepoRoot(t)
+	buildOnce.Do(func() {
+		if buildDir, buildErr = os.MkdirTemp("", "drym-deb-"); buildErr != nil {
+			return
+		}
+		cmd := exec.Command("make", "deb", "BIN="+filepath.Join(buildDir, "bin"), "DIST="+filepath.Join(buildDir, "dist"))
+		cmd.Dir = root
+		buildOut, buildErr = cmd.CombinedOutput()
+	})
+	if buildErr != nil {
+		t.Fatalf("make deb: %v\n%s", buildErr, buildOut)
 	}
-	debs, _ := filepath.Glob(filepath.Join(dir, "dist", "*.deb"))
+	debs, _ := filepath.Glob(filepath.Join(buildDir, "dist", "*.deb"))
 	if len(debs) != 1 {
 		t.Fatalf("make deb made %v, want one .deb", debs)
 	}
