@@ -17,6 +17,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/drym-backup/drym/internal/config"
+	"github.com/drym-backup/drym/internal/crypt"
 	"github.com/drym-backup/drym/internal/escrow"
 	"github.com/drym-backup/drym/internal/status"
 	"github.com/drym-backup/drym/internal/testutil"
@@ -409,4 +410,110 @@ func TestEscrowS3(t *testing.T) {
 	if k := srv.Keys(t, "escrow/"); len(k) != 1 || !bytes.Equal(get(), first) {
 		t.Fatalf("the zip in the bucket changed: %v", k)
 	}
+}
+
+// restore.sh against an s3:// destination (versitygw), with aws-cli and
+// the read-only profile named in drym.toml, in a clean environment.
+func TestRestoreScriptS3(t *testing.T) {
+	for _, tool := range []string{"gpg", "zstd", "tar", "sha256sum", "aws"} {
+		testutil.Need(t, tool)
+	}
+	if _, err := os.Stat("/usr/bin/aws"); err != nil {
+		if testutil.InCI() {
+			t.Fatal("aws-cli must be in /usr/bin in CI (apt-get install awscli)")
+		}
+		t.Skip("aws-cli not in /usr/bin")
+	}
+	srv := testutil.StartS3(t)
+	srv.SetEnv(t)
+	h := newHost(t)
+	h.mustRun("init", "--source", h.src, "--dest", "s3://"+srv.Bucket+"/backups", "--endpoint", srv.Endpoint, "--path-style",
+		"--profile", srv.PutProfile, "--read-profile", srv.ReadProfile,
+		"--state-dir", h.state, "--key-file", h.key, "--host", "web1", "--escrow", "dir://"+h.drop)
+	h.mustRun("backup")
+	var data []byte
+	for _, b := range zips(t, h.drop) {
+		data = b
+	}
+	folder := unzip(t, data, t.TempDir())
+	os.RemoveAll(filepath.Dir(h.key))
+
+	target := filepath.Join(t.TempDir(), "restored")
+	home := t.TempDir()
+	cmd := exec.Command("sh", filepath.Join(folder, "restore.sh"), "latest", target)
+	cmd.Env = []string{"PATH=/usr/bin:/bin", "HOME=" + home,
+		"AWS_CONFIG_FILE=" + srv.ConfigFile, "AWS_SHARED_CREDENTIALS_FILE=" + srv.CredentialsFile, "AWS_EC2_METADATA_DISABLED=true"}
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("restore.sh: %v\n%s", err, out)
+	}
+	t.Logf("restore.sh:\n%s", out)
+	compareTree(t, h.src, filepath.Join(target, strings.TrimPrefix(h.src, "/")))
+}
+
+// With [escrow] recipients the zip holds host-key.asc.gpg; restore.sh
+// decrypts it with the team member's own keyring, then restores.
+func TestRestoreScriptTeamEncrypted(t *testing.T) {
+	for _, tool := range []string{"gpg", "zstd", "tar", "sha256sum"} {
+		testutil.Need(t, tool)
+	}
+	h := newHost(t)
+	h.init()
+	team, err := crypt.Generate("team")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	teamSec, teamPub := filepath.Join(dir, "team.asc"), filepath.Join(dir, "team.pub.asc")
+	if err := crypt.WriteKeyFiles(team, teamSec, teamPub); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Load(h.cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Escrow = config.Escrow{Remote: config.Remote{URL: "dir://" + h.drop}, Recipients: []string{teamPub}}
+	enc, _ := cfg.Encode()
+	os.WriteFile(h.cfg, enc, 0o644)
+	h.mustRun("escrow")
+	h.mustRun("backup")
+	// Shipping again: the encrypted member differs in bytes, yet it is the
+	// same escrow, so nothing new is shipped.
+	if out := h.mustRun("escrow"); !strings.Contains(out, "already shipped") {
+		t.Fatalf("re-run:\n%s", out)
+	}
+	all := zips(t, h.drop)
+	if len(all) != 1 {
+		t.Fatalf("%d zips", len(all))
+	}
+	var data []byte
+	for _, b := range all {
+		data = b
+	}
+	folder := unzip(t, data, t.TempDir())
+	if _, err := os.Stat(filepath.Join(folder, "host-key.asc")); err == nil {
+		t.Fatal("bare secret key in a team-encrypted escrow")
+	}
+	// The team member's keyring holds the team key.
+	home := t.TempDir()
+	gnupg := filepath.Join(home, ".gnupg")
+	os.Mkdir(gnupg, 0o700)
+	imp := exec.Command("gpg", "--batch", "--import", teamSec)
+	imp.Env = []string{"PATH=/usr/bin:/bin", "HOME=" + home, "GNUPGHOME=" + gnupg}
+	if out, err := imp.CombinedOutput(); err != nil {
+		t.Fatalf("gpg --import: %v\n%s", err, out)
+	}
+	t.Cleanup(func() {
+		k := exec.Command("gpgconf", "--kill", "gpg-agent")
+		k.Env = imp.Env
+		k.Run()
+	})
+	target := filepath.Join(t.TempDir(), "restored")
+	cmd := exec.Command("sh", filepath.Join(folder, "restore.sh"), target)
+	cmd.Env = []string{"PATH=/usr/bin:/bin", "HOME=" + home, "GNUPGHOME=" + gnupg}
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("restore.sh: %v\n%s", err, out)
+	}
+	compareTree(t, h.src, filepath.Join(target, strings.TrimPrefix(h.src, "/")))
 }
