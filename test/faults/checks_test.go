@@ -15,17 +15,12 @@ import (
 	"github.com/drym-backup/drym/internal/status"
 )
 
-// statusChecks maps each check to the status file it judges.
-var statusChecks = []struct {
-	check, file, job string
-	// strict: the check must say UNKNOWN. check_key_escrow judges the zip
-	// first; a bad escrow.json must never make it OK, but the zip may
-	// already make it CRITICAL.
-	strict bool
-}{
-	{"check_backup_age", status.BackupFile, status.JobBackup, true},
-	{"check_test_restore", status.TestRestoreFile, status.JobTestRestore, true},
-	{"check_key_escrow", status.EscrowFile, status.JobEscrow, false},
+// statusChecks maps each check to the status file it judges from a bare
+// state directory. check_key_escrow needs settings and an escrow zip, so
+// TestKeyEscrowOnDamagedStatus gives it a real installation.
+var statusChecks = []struct{ check, file, job string }{
+	{"check_backup_age", status.BackupFile, status.JobBackup},
+	{"check_test_restore", status.TestRestoreFile, status.JobTestRestore},
 }
 
 // validStatus is a plausible, successful status file for job, finished at
@@ -59,72 +54,128 @@ func mustJSON(t *testing.T, v any) []byte {
 	return b
 }
 
+// damaged returns the ways a status file of job can be damaged; a nil
+// value stands for "a directory where the file should be".
+func damaged(t *testing.T, base map[string]any) map[string][]byte {
+	clone := func() map[string]any {
+		m := map[string]any{}
+		for k, v := range base {
+			m[k] = v
+		}
+		return m
+	}
+	good := mustJSON(t, base)
+	with := func(k string, v any) []byte {
+		m := clone()
+		m[k] = v
+		return mustJSON(t, m)
+	}
+	otherJob := status.JobEscrow
+	if base["job"] == status.JobEscrow {
+		otherJob = status.JobBackup
+	}
+	future := clone()
+	tomorrow := time.Now().Add(24 * time.Hour).UTC()
+	future["started"] = tomorrow.Format(time.RFC3339)
+	future["finished"] = tomorrow.Add(time.Minute).Format(time.RFC3339)
+	return map[string][]byte{
+		"garbage":        []byte("\x00\xff\xfe not json at all"),
+		"empty":          {},
+		"truncated":      good[:len(good)/2],
+		"truncated-end":  good[:len(good)-1],
+		"unknown schema": with("schema", status.Schema+1),
+		"no schema":      with("schema", nil),
+		"schema string":  with("schema", "1"),
+		"future":         mustJSON(t, future),
+		"wrong job":      with("job", otherJob),
+		"unknown state":  with("state", "done"),
+		"huge":           append([]byte(strings.Repeat(" ", status.MaxFileSize)), good...),
+		"json array":     []byte(`[` + string(good) + `]`),
+		"directory":      nil,
+	}
+}
+
+// plant puts a damaged status file at path.
+func plant(t *testing.T, path string, data []byte) {
+	t.Helper()
+	if err := os.RemoveAll(path); err != nil {
+		t.Fatal(err)
+	}
+	var err error
+	if data == nil {
+		err = os.Mkdir(path, 0o755)
+	} else {
+		err = os.WriteFile(path, data, 0o644)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
 // TestChecksOnDamagedStatus: status files that are garbage, empty,
 // truncated, of an unknown schema, from the future, of the wrong job, huge,
-// or not a file at all. Every check says UNKNOWN (or at least never OK) and
-// names the file.
+// or not a file at all. The check says UNKNOWN, never OK.
 func TestChecksOnDamagedStatus(t *testing.T) {
 	t.Parallel()
-	now := time.Now()
 	for _, c := range statusChecks {
 		t.Run(c.check, func(t *testing.T) {
 			checkBinary(t, c.check)
-			good := mustJSON(t, validStatus(c.job, now.Add(-time.Hour)))
-			with := func(k string, v any) []byte {
-				m := validStatus(c.job, now.Add(-time.Hour))
-				m[k] = v
-				return mustJSON(t, m)
-			}
-			otherJob := status.JobEscrow
-			if c.job == status.JobEscrow {
-				otherJob = status.JobBackup
-			}
-			future := mustJSON(t, validStatus(c.job, now.Add(24*time.Hour)))
-			cases := map[string][]byte{
-				"garbage":        []byte("\x00\xff\xfe not json at all"),
-				"empty":          {},
-				"truncated":      good[:len(good)/2],
-				"truncated-end":  good[:len(good)-1],
-				"unknown schema": with("schema", status.Schema+1),
-				"no schema":      with("schema", nil),
-				"schema string":  with("schema", "1"),
-				"future":         future,
-				"wrong job":      with("job", otherJob),
-				"unknown state":  with("state", "done"),
-				"huge":           append([]byte(strings.Repeat(" ", status.MaxFileSize)), good...),
-				"json array":     []byte(`[` + string(good) + `]`),
-			}
-			for name, data := range cases {
+			for name, data := range damaged(t, validStatus(c.job, time.Now().Add(-time.Hour))) {
 				t.Run(name, func(t *testing.T) {
 					t.Parallel()
 					dir := t.TempDir()
-					if err := os.WriteFile(filepath.Join(dir, c.file), data, 0o644); err != nil {
-						t.Fatal(err)
-					}
-					judgeDamaged(t, c.check, c.strict, dir)
+					plant(t, filepath.Join(dir, c.file), data)
+					r := check(t, cleanEnv(), c.check, "--config", "/nonexistent/drym.toml", "--state-dir", dir)
+					judgeDamaged(t, r)
 				})
 			}
-			t.Run("directory", func(t *testing.T) {
-				t.Parallel()
-				dir := t.TempDir()
-				if err := os.Mkdir(filepath.Join(dir, c.file), 0o755); err != nil {
-					t.Fatal(err)
-				}
-				judgeDamaged(t, c.check, c.strict, dir)
-			})
 		})
 	}
 }
 
-func judgeDamaged(t *testing.T, name string, strict bool, stateDir string) {
+// TestKeyEscrowOnDamagedStatus: check_key_escrow on a real installation
+// whose escrow zip is fine (OK first), then with backup.json or escrow.json
+// damaged: UNKNOWN, never OK — a status file nobody can read means the host
+// is not in the state the zip was checked against.
+func TestKeyEscrowOnDamagedStatus(t *testing.T) {
+	t.Parallel()
+	checkBinary(t, "check_key_escrow")
+	dest, _ := dirDest(t)
+	e := newEnv(t, dest, nil, smallSource(t))
+	e.cfg.Escrow.URL = "dir://" + t.TempDir()
+	e.writeConfig()
+	for _, args := range [][]string{{"escrow"}, {"backup"}} {
+		if r := e.run(args...); r.code != 0 {
+			t.Fatalf("%v: exit %d\n%s", args, r.code, r.stderr)
+		}
+	}
+	wantState(t, check(t, e.environ, "check_key_escrow", "--config", e.cfgPath), "OK")
+	for _, f := range []string{status.BackupFile, status.EscrowFile} {
+		path := filepath.Join(e.stateDir, f)
+		orig, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var base map[string]any
+		if err := json.Unmarshal(orig, &base); err != nil {
+			t.Fatal(err)
+		}
+		for name, data := range damaged(t, base) {
+			t.Run(f+"/"+name, func(t *testing.T) {
+				plant(t, path, data)
+				defer plant(t, path, orig)
+				judgeDamaged(t, check(t, e.environ, "check_key_escrow", "--config", e.cfgPath))
+			})
+		}
+	}
+}
+
+func judgeDamaged(t *testing.T, r result) {
 	t.Helper()
-	r := check(t, cleanEnv(), name, "--config", "/nonexistent/drym.toml", "--state-dir", stateDir)
 	if r.code == 0 || strings.HasPrefix(r.stdout, "OK") {
-		t.Fatalf("%s says OK on a damaged status file:\n%s", name, r.stdout)
+		t.Fatalf("OK on a damaged status file:\n%s", r.stdout)
 	}
-	if strict {
-		wantState(t, r, "UNKNOWN")
-	}
+	wantState(t, r, "UNKNOWN")
 	first, _, _ := strings.Cut(r.stdout, "\n")
 	if len(first) > 4096 {
 		t.Fatalf("first line longer than 4 KB (%d bytes)", len(first))
@@ -151,14 +202,25 @@ func TestChecksHang(t *testing.T) {
 			if r.took > timeout+slack {
 				t.Fatalf("took %s with -t 2s", r.took)
 			}
-			if r.code == 0 {
-				t.Fatalf("OK on a hanging status file:\n%s", r.stdout)
-			}
-			if c.strict {
-				wantState(t, r, "UNKNOWN")
-			}
+			wantState(t, r, "UNKNOWN")
 		})
 	}
+	t.Run("check_key_escrow/fifo", func(t *testing.T) {
+		t.Parallel()
+		checkBinary(t, "check_key_escrow")
+		dest, _ := dirDest(t)
+		e := newEnv(t, dest, nil, smallSource(t))
+		e.cfg.Escrow.URL = "dir://" + t.TempDir()
+		e.writeConfig()
+		if err := syscall.Mkfifo(filepath.Join(e.stateDir, status.BackupFile), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		r := check(t, e.environ, "check_key_escrow", "--config", e.cfgPath, "-t", "2s")
+		if r.took > timeout+slack {
+			t.Fatalf("took %s with -t 2s", r.took)
+		}
+		wantState(t, r, "UNKNOWN")
+	})
 
 	t.Run("check_backup_age/remote", func(t *testing.T) {
 		t.Parallel()

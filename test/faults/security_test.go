@@ -28,7 +28,7 @@ func TestSecretKeyMode(t *testing.T) {
 	cfgPath := filepath.Join(dir, "etc", "drym.toml")
 	key := filepath.Join(dir, "etc", "host-key.asc")
 	trace := filepath.Join(dir, "strace.log")
-	runner := testutil.Binary(t, "backup_runner")
+	runner := binary(t, "backup_runner")
 	cmd := exec.Command("sh", "-c", `umask 000 && exec "$@"`, "sh",
 		strace, "-f", "-qq", "-e", "trace=open,openat,openat2,creat,chmod,fchmod,fchmodat", "-o", trace,
 		runner, "--config", cfgPath, "init", "--source", smallSource(t), "--dest", dest.URL,
@@ -85,11 +85,17 @@ func TestNoKeyMaterialInOutput(t *testing.T) {
 	if !bytes.Contains(secret, []byte("PRIVATE KEY")) {
 		t.Fatalf("%s does not look like an armored secret key", e.cfg.KeyFile)
 	}
+	e.cfg.Escrow.URL = "dir://" + t.TempDir()
+	e.writeConfig()
 	var out strings.Builder
+	// Every command, verbose, working: their output is what a journal keeps.
 	for _, args := range [][]string{
-		{"-v", "init"}, {"-v", "backup"}, {"-v", "test-restore"}, {"-v", "list"}, {"status"}, {"status", "--json"},
+		{"-v", "init"}, {"-v", "escrow"}, {"-v", "backup"}, {"-v", "test-restore"}, {"-v", "list"}, {"status"}, {"status", "--json"},
 	} {
 		r := e.run(args...)
+		if r.code != 0 {
+			t.Fatalf("%v: exit %d\n%s%s", args, r.code, r.stdout, r.stderr)
+		}
 		out.WriteString(r.stdout + r.stderr)
 	}
 	// A damaged key: the error must say so without quoting it.
@@ -98,6 +104,9 @@ func TestNoKeyMaterialInOutput(t *testing.T) {
 	}
 	for _, args := range [][]string{{"-v", "test-restore"}, {"-v", "init"}, {"-v", "escrow"}} {
 		r := e.run(args...)
+		if r.code == 0 {
+			t.Errorf("%v succeeded with a damaged secret key:\n%s", args, r.stdout)
+		}
 		out.WriteString(r.stdout + r.stderr)
 	}
 	texts := map[string]string{"runner output": out.String()}
@@ -163,7 +172,7 @@ func TestConfigRefusesCredentials(t *testing.T) {
 			if err := os.WriteFile(path, []byte(body), 0o644); err != nil {
 				t.Fatal(err)
 			}
-			p := startProc(t, cleanEnv(), testutil.Binary(t, "backup_runner"), "--config", path, "backup")
+			p := startProc(t, cleanEnv(), binary(t, "backup_runner"), "--config", path, "backup")
 			r := p.wait(30e9)
 			if r.code != 2 {
 				t.Fatalf("backup_runner: want exit 2 (settings error), got %d\n%s", r.code, r.stderr)
