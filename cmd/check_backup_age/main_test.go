@@ -1,6 +1,8 @@
 package main
 
 import (
+	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -13,11 +15,13 @@ import (
 	"time"
 
 	"github.com/alexflint/go-arg"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/drym-backup/drym/internal/plugin"
 	"github.com/drym-backup/drym/internal/plugin/plugintest"
 	"github.com/drym-backup/drym/internal/status"
 	"github.com/drym-backup/drym/internal/store"
+	"github.com/drym-backup/drym/internal/testutil"
 )
 
 var now = time.Date(2026, 3, 10, 12, 0, 0, 0, time.UTC)
@@ -446,5 +450,54 @@ func TestBinaryRemoteHungEndpoint(t *testing.T) {
 	}
 	if r.Took > 3*time.Second {
 		t.Errorf("took %v with -t 2", r.Took)
+	}
+}
+
+// --remote against a real S3 server (versitygw on 127.0.0.1), reading with
+// the read-only monitoring user's profile.
+func TestBinaryRemoteS3(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts versitygw")
+	}
+	s := testutil.StartS3(t)
+	ctx := context.Background()
+	b := liveBackup(time.Hour)
+	body := bytes.Repeat([]byte("x"), int(b.BytesOut%(1<<20)))
+	b.BytesOut, b.LastSuccess.BytesOut, b.History[0].BytesOut = int64(len(body)), int64(len(body)), int64(len(body))
+	key := "drym/web1/" + objName
+	put := func(k string, data []byte) {
+		if _, err := s.Root().PutObject(ctx, &s3.PutObjectInput{Bucket: &s.Bucket, Key: &k, Body: bytes.NewReader(data)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	put(key, body)
+	put(key+".sha256", []byte(sha+"  "+objName+"\n"))
+	state := writeState(t, b)
+	remote := fmt.Sprintf("endpoint = %q\npath_style = true\nprofile = %q\nread_profile = %q\n", s.Endpoint, s.PutProfile, s.ReadProfile)
+	cfg := writeConfig(t, state, "s3://"+s.Bucket+"/drym", remote)
+	// s.Env() drops the machine's AWS_* variables, but plugintest.Run starts
+	// from os.Environ(): blank AWS_CA_BUNDLE explicitly (store's custom
+	// *http.Client cannot take a CA bundle; reported to the lead).
+	env := append(s.Env(), "AWS_CA_BUNDLE=")
+
+	r := runBin(t, env, "--config", cfg, "--remote")
+	if r.Code != 0 || !strings.Contains(r.Stdout, "destination: s3://"+s.Bucket+"/drym holds web1/"+objName+" with the recorded size") ||
+		!strings.Contains(r.Stdout, ".sha256 matches the recorded sha256") {
+		t.Errorf("present: exit %d:\n%s", r.Code, r.Stdout)
+	}
+
+	// The put-only backup credentials cannot read: UNKNOWN, not OK.
+	putCfg := writeConfig(t, state, "s3://"+s.Bucket+"/drym",
+		fmt.Sprintf("endpoint = %q\npath_style = true\nread_profile = %q\n", s.Endpoint, s.PutProfile))
+	if r := runBin(t, env, "--config", putCfg, "--remote"); r.Code != 3 || !strings.HasPrefix(r.Stdout, "UNKNOWN: cannot check the destination:") {
+		t.Errorf("put-only reader: exit %d:\n%s", r.Code, r.Stdout)
+	}
+
+	if _, err := s.Root().DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: &s.Bucket, Key: &key}); err != nil {
+		t.Fatal(err)
+	}
+	r = runBin(t, env, "--config", cfg, "--remote")
+	if r.Code != 2 || !strings.HasPrefix(r.Stdout, "CRITICAL: the last backup web1/"+objName+" is missing from s3://"+s.Bucket+"/drym") {
+		t.Errorf("deleted: exit %d:\n%s", r.Code, r.Stdout)
 	}
 }
