@@ -9,7 +9,7 @@ BIN := $(CURDIR)/bin
 TOOLS ?= $(HOME)/.cache/drym-tools/bin
 export PATH := $(BIN):$(TOOLS):$(PATH)
 
-.PHONY: all build test test-short demo lint vet staticcheck fuzz bench clean deb
+.PHONY: all build test test-short demo lint vet staticcheck fuzz bench clean deb gallery
 
 all: build
 
@@ -59,6 +59,11 @@ deb: build
 	@mkdir -p $(DIST)
 	DRYM_BIN=$(BIN) DRYM_DEB_VERSION=$$(packaging/deb-version.sh '$(VERSION)') \
 	  nfpm pkg --packager deb --config packaging/nfpm.yaml --target $(DIST)/
+
+# README's gallery of check output, from the checks' golden files
+# (internal/gallery; its test fails when they drift apart).
+gallery:
+	$(GO) run ./internal/gallery/gen $(CURDIR)
 
 clean:
 	rm -rf $(BIN) dist
