@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
@@ -100,16 +101,20 @@ func NewS3(ctx context.Context, loc config.Location, remote config.Remote, sub s
 }
 
 // httpClient fails fast on an unreachable endpoint but lets a slow upload
-// take its time.
-func httpClient() *http.Client {
-	return &http.Client{Transport: &http.Transport{
-		Proxy:                 http.ProxyFromEnvironment,
-		DialContext:           (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
-		TLSHandshakeTimeout:   10 * time.Second,
-		ResponseHeaderTimeout: 2 * time.Minute,
-		MaxIdleConnsPerHost:   8,
-		IdleConnTimeout:       60 * time.Second,
-	}}
+// take its time. It is the SDK's buildable client so AWS_CA_BUNDLE (a
+// private CA for an on-premises S3) still works.
+func httpClient() *awshttp.BuildableClient {
+	return awshttp.NewBuildableClient().
+		WithDialerOptions(func(d *net.Dialer) {
+			d.Timeout = 10 * time.Second
+			d.KeepAlive = 30 * time.Second
+		}).
+		WithTransportOptions(func(tr *http.Transport) {
+			tr.TLSHandshakeTimeout = 10 * time.Second
+			tr.ResponseHeaderTimeout = 2 * time.Minute
+			tr.MaxIdleConnsPerHost = 8
+			tr.IdleConnTimeout = 60 * time.Second
+		})
 }
 
 func (s *S3) String() string { return s.url }

@@ -195,3 +195,23 @@ func TestS3Errors(t *testing.T) {
 		})
 	}
 }
+
+// AWS_CA_BUNDLE (a private CA for on-premises S3) must not break the store:
+// the SDK can only add it to a client it knows how to rebuild.
+func TestS3WithCABundle(t *testing.T) {
+	const bundle = "/etc/ssl/certs/ca-certificates.crt"
+	if _, err := os.Stat(bundle); err != nil {
+		t.Skip("no system CA bundle")
+	}
+	srv := testutil.StartS3(t)
+	srv.SetEnv(t)
+	t.Setenv("AWS_CA_BUNDLE", bundle)
+	remote := config.Remote{URL: "s3://" + srv.Bucket, Endpoint: srv.Endpoint, PathStyle: true, Profile: srv.PutProfile}
+	w, err := store.Open(context.Background(), remote, "h", store.Write)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Put(context.Background(), "x", strings.NewReader("data")); err != nil {
+		t.Fatal(err)
+	}
+}
