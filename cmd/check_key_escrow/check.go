@@ -346,8 +346,9 @@ func judgeZip(r *plugin.Result, f facts, a args, now time.Time) {
 		r.Raise(plugin.Critical, fmt.Sprintf("the escrowed key %s is not the host key %s (%s): the escrow cannot decrypt this host's backups: %s",
 			short(z.Fingerprint), short(f.PubFP), f.PubPath, fixEscrow))
 	}
-	if f.BackupFP != "" && z.Fingerprint != f.BackupFP && f.BackupFP == f.PubFP {
-		// Reported above when the public key differs too.
+	if f.PubFP == "" && f.BackupFP != "" && z.Fingerprint != f.BackupFP {
+		// With the public key unreadable, the last backup's key is the
+		// only witness of the key in use.
 		r.Raise(plugin.Critical, fmt.Sprintf("the escrowed key %s is not the key %s the last backup was encrypted to: %s", short(z.Fingerprint), short(f.BackupFP), fixEscrow))
 	}
 	if f.Team != nil && z.SecretEncrypted {

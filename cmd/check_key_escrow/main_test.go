@@ -219,3 +219,15 @@ func namesFix(line string) bool {
 	}
 	return plugintest.NamesFix(line)
 }
+
+func TestEvaluateBackupKeyWithoutPublicKey(t *testing.T) {
+	f := with(func(f *facts) {
+		f.PubFP, f.PubErr = "", fmt.Errorf("open /etc/drym/host-key.pub.asc: %w", fs.ErrPermission)
+		f.SecretFP, f.SecretReadErr = "", fmt.Errorf("open /etc/drym/host-key.asc: %w", fs.ErrPermission)
+		f.BackupFP = fpOther
+	})
+	r := evaluate(f, defaults(t), now)
+	if r.State != plugin.Critical || !strings.Contains(r.FirstLine(), "is not the key D00DFEED01234567 the last backup was encrypted to") {
+		t.Fatalf("%s", plugin.Format(r))
+	}
+}
