@@ -208,6 +208,16 @@ func TestShipDirNeverOverwrites(t *testing.T) {
 	if err != nil || !got.Already || got.Name != z.Name(1) || got.SHA256 != z.SHA256 {
 		t.Fatalf("second ship: %+v, %v", got, err)
 	}
+	// The next day, the same key and settings: the zip already there is
+	// the escrow; no second copy.
+	next, err := Build(Params{Config: testConfig("web1"), Key: k, Now: day.Add(24 * time.Hour)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err = Ship(ctx, s, s, next)
+	if err != nil || !got.Already || got.Name != z.Name(1) {
+		t.Fatalf("next day: %+v, %v", got, err)
+	}
 	// Settings changed the same day: the first zip stays, a second one
 	// goes beside it, and Latest picks it.
 	cfg := testConfig("web1")
