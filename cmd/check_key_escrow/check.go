@@ -54,6 +54,8 @@ type facts struct {
 	BackupErr error  // ErrNotExist is fine: no backup yet is check_backup_age's concern
 
 	EscrowRun *status.Escrow // escrow.json, when readable
+	EscrowErr error          // escrow.json unreadable (ErrNotExist is fine: an older install)
+	BackupRun *status.Backup // backup.json, when readable
 
 	// Team maps each [escrow] recipients file to the key IDs of its keys.
 	Team    map[string][]uint64
@@ -100,6 +102,7 @@ func gather(ctx context.Context, a *args) facts {
 	plugin.Doing(ctx, "reading %s", bpath)
 	var b status.Backup
 	if f.BackupErr = status.Read(bpath, &b); f.BackupErr == nil {
+		f.BackupRun = &b
 		switch {
 		case b.LastSuccess != nil && b.LastSuccess.Fingerprint != "":
 			f.BackupFP = b.LastSuccess.Fingerprint
@@ -108,8 +111,10 @@ func gather(ctx context.Context, a *args) facts {
 		}
 	}
 	var e status.Escrow
-	if status.Read(filepath.Join(stateDir, status.EscrowFile), &e) == nil {
+	if err := status.Read(filepath.Join(stateDir, status.EscrowFile), &e); err == nil {
 		f.EscrowRun = &e
+	} else if !errors.Is(err, status.ErrNotExist) {
+		f.EscrowErr = err
 	}
 
 	if len(cfg.Escrow.Recipients) > 0 {
@@ -259,6 +264,21 @@ func evaluate(f facts, a args, now time.Time) plugin.Result {
 		case f.PubFP != "" && f.SecretFP != f.PubFP:
 			r.Raise(plugin.Critical, fmt.Sprintf("host key files disagree: secret key %s is %s, public key %s is %s: backups go to the public key; put the matching pair back (from the escrow zip), or run backup_runner init --rotate-key, then backup_runner escrow",
 				f.SecretPath, fp16(f.SecretFP), f.PubPath, fp16(f.PubFP)))
+		}
+	}
+
+	// Damaged or future-dated status files are doubt, and doubt is never OK.
+	if f.EscrowErr != nil {
+		r.Raise(plugin.Unknown, fmt.Sprintf("cannot read the escrow status: %v (%s to rewrite it)", f.EscrowErr, fixEscrow))
+	}
+	if f.EscrowRun != nil {
+		if err := status.CheckClock(f.EscrowRun.Common, now); err != nil {
+			r.Raise(plugin.Unknown, fmt.Sprintf("escrow status: %v; fix the clock, then %s", err, fixEscrow))
+		}
+	}
+	if f.BackupRun != nil {
+		if err := status.CheckClock(f.BackupRun.Common, now); err != nil {
+			r.Raise(plugin.Unknown, fmt.Sprintf("backup status: %v; fix the clock, then run backup_runner backup", err))
 		}
 	}
 
