@@ -26,7 +26,9 @@ type initCmd struct {
 	ReadProfile    string   `arg:"--read-profile" help:"AWS profile for test-restore, restore, list and checks"`
 	Escrow         string   `arg:"--escrow" help:"escrow destination: dir:///path or s3://bucket/prefix" placeholder:"URL"`
 	EscrowEndpoint string   `arg:"--escrow-endpoint" help:"S3 endpoint for the escrow" placeholder:"URL"`
-	EscrowProfile  string   `arg:"--escrow-profile" help:"AWS profile for the escrow"`
+	EscrowProfile  string   `arg:"--escrow-profile" help:"AWS profile that ships the escrow zip (put-only is enough)"`
+	EscrowRead     string   `arg:"--escrow-read-profile" help:"AWS profile check_key_escrow reads the escrow with"`
+	EscrowTeam     []string `arg:"--escrow-recipient,separate" help:"team public key file: escrow the secret key encrypted to it (repeat)" placeholder:"FILE"`
 	Recipient      []string `arg:"--recipient,separate" help:"extra public key file every backup is also encrypted to (repeat)" placeholder:"FILE"`
 	StateDir       string   `arg:"--state-dir" help:"state directory [default: /var/lib/drym]" placeholder:"DIR"`
 	KeyFile        string   `arg:"--key-file" help:"host secret key file [default: /etc/drym/host-key.asc]" placeholder:"FILE"`
@@ -90,6 +92,8 @@ func (c *initCmd) settings(a *app) (*config.Config, int, error) {
 		cfg.Escrow.URL = c.Escrow
 		cfg.Escrow.Endpoint = c.EscrowEndpoint
 		cfg.Escrow.Profile = c.EscrowProfile
+		cfg.Escrow.ReadProfile = c.EscrowRead
+		cfg.Escrow.Recipients = absAll(c.EscrowTeam)
 		cfg.Escrow.Region = c.Region
 		cfg.Escrow.PathStyle = c.PathStyle
 		if c.EscrowEndpoint == "" {
