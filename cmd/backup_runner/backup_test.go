@@ -21,16 +21,15 @@ import (
 
 // fixture is a settings file, a host key and a source tree in a temp dir.
 type fixture struct {
-	t       *testing.T
-	dir     string
-	src     string
-	cfg     string
-	state   string
-	key     string
-	dest    string
-	bin     string
-	env     []string
-	extraTO string // extra TOML appended to the settings
+	t     *testing.T
+	dir   string
+	src   string
+	cfg   string
+	state string
+	key   string
+	dest  string
+	bin   string
+	env   []string
 }
 
 // newFixture makes a source tree with the things backups get wrong: empty
