@@ -38,6 +38,12 @@ staticcheck:
 
 lint: vet staticcheck
 
+# drym vs the stock tar | zstd | gpg pipeline on generated data (≈ 1 and
+# 4 GiB, made once in $DRYM_BENCH_DIR or /var/tmp/drym-bench; ~15 min);
+# writes BENCHMARKS.md. Not part of `make test`.
+bench: build
+	$(GO) run ./scripts/bench -bin $(BIN) -out BENCHMARKS.md $(BENCHFLAGS)
+
 # Every Go fuzz target, one at a time (go test fuzzes one target per run),
 # each for $(FUZZTIME): 10s in CI, longer by hand (make fuzz FUZZTIME=10m).
 # A finding is saved under the package's testdata/fuzz and fails the run.

@@ -1,0 +1,555 @@
+// Command bench is `make bench`: it measures drym side by side with the
+// stock tools on the same data, with the same host key, in the same run, and
+// writes BENCHMARKS.md. Every figure is a ratio to its reference (best of
+// -runs runs each, the runs interleaved so drift on a shared machine hits
+// both sides alike).
+//
+//	go run ./scripts/bench -bin bin -out BENCHMARKS.md
+//	go run ./scripts/bench profile TREE KEYFILE OUTDIR [STAGE]   (CPU profiles)
+//	go run ./scripts/bench gen DIR SCALE                          (just the tree)
+//
+// The data (a ≈ 1 GiB and a ≈ 4 GiB server-like tree) is generated once,
+// outside the repository, in -dir (default $DRYM_BENCH_DIR or
+// /var/tmp/drym-bench), and reused by later runs.
+package main
+
+import (
+	"bytes"
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/drym-backup/drym/internal/crypt"
+)
+
+func main() {
+	if len(os.Args) == 4 && os.Args[1] == "gen" {
+		s, _ := strconv.Atoi(os.Args[3])
+		t := time.Now()
+		n, err := generate(os.Args[2], s)
+		if err != nil {
+			fatal(err)
+		}
+		fmt.Printf("%d bytes in %s\n", n, time.Since(t).Round(time.Millisecond))
+		return
+	}
+	if len(os.Args) >= 5 && os.Args[1] == "profile" {
+		only := ""
+		if len(os.Args) > 5 {
+			only = os.Args[5]
+		}
+		if err := profileRun(os.Args[2], os.Args[3], os.Args[4], only); err != nil {
+			fatal(err)
+		}
+		return
+	}
+	def := os.Getenv("DRYM_BENCH_DIR")
+	if def == "" {
+		def = "/var/tmp/drym-bench"
+	}
+	b := &bench{}
+	flag.StringVar(&b.dir, "dir", def, "work directory for the data, keys, stores (outside the repository)")
+	flag.StringVar(&b.bin, "bin", "bin", "directory of the built drym binaries (make build)")
+	flag.StringVar(&b.out, "out", "BENCHMARKS.md", "report to write")
+	flag.IntVar(&b.runs, "runs", 2, "runs of each throughput figure (best counts)")
+	flag.IntVar(&b.checkRuns, "check-runs", 40, "runs of each check (median counts)")
+	scales := flag.String("scales", "1,4", "tree sizes in GiB to measure")
+	flag.BoolVar(&b.skipS3, "no-s3", false, "skip the S3 figures")
+	flag.Parse()
+	for _, s := range strings.Split(*scales, ",") {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 {
+			fatal(fmt.Errorf("-scales: %q is not a size in GiB", s))
+		}
+		b.scales = append(b.scales, n)
+	}
+	var err error
+	if b.bin, err = filepath.Abs(b.bin); err != nil {
+		fatal(err)
+	}
+	if err := b.run(); err != nil {
+		fatal(err)
+	}
+}
+
+func fatal(err error) {
+	fmt.Fprintln(os.Stderr, "bench:", err)
+	os.Exit(1)
+}
+
+type bench struct {
+	dir, bin, out   string
+	runs, checkRuns int
+	scales          []int
+	skipS3          bool
+	keyFile, fp     string
+	gnupg           string
+	started         time.Time
+	loadStart       string
+	rows            []row
+	notes           []string
+	s3              *s3Server
+	treeBytes       map[int]int64
+	rss             map[string]int64 // "backup 1" → KiB
+	haveTestRestore bool
+}
+
+// row is one line of the report.
+type row struct {
+	figure, drym, ref, ratio, target, verdict string
+}
+
+func (b *bench) add(r row) {
+	b.rows = append(b.rows, r)
+	fmt.Printf("  %-46s %-14s %-14s %-8s %s %s\n", r.figure, r.drym, r.ref, r.ratio, r.target, r.verdict)
+}
+
+func (b *bench) note(format string, args ...any) {
+	s := fmt.Sprintf(format, args...)
+	b.notes = append(b.notes, s)
+	fmt.Println("  note:", s)
+}
+
+func verdict(ok bool) string {
+	if ok {
+		return "met"
+	}
+	return "**not met**"
+}
+
+func (b *bench) run() error {
+	b.started = time.Now()
+	b.loadStart = loadAvg()
+	b.treeBytes = map[int]int64{}
+	b.rss = map[string]int64{}
+	if err := os.MkdirAll(b.dir, 0o755); err != nil {
+		return err
+	}
+	for _, tool := range []string{"tar", "zstd", "gpg", "/usr/bin/time"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			return fmt.Errorf("%s is needed: apt-get install tar zstd gnupg time", tool)
+		}
+	}
+	for _, s := range b.scales {
+		fmt.Printf("tree %d GiB: generating (once) in %s\n", s, b.tree(s))
+		t := time.Now()
+		n, err := generate(b.tree(s), s)
+		if err != nil {
+			return fmt.Errorf("generating the %d GiB tree: %w", s, err)
+		}
+		b.treeBytes[s] = n
+		fmt.Printf("  %.2f GB ready in %s\n", float64(n)/1e9, time.Since(t).Round(time.Second))
+	}
+	if err := b.keys(); err != nil {
+		return err
+	}
+	for _, s := range b.scales {
+		if err := b.dirBackup(s); err != nil {
+			return err
+		}
+		if err := b.testRestore(s); err != nil {
+			return err
+		}
+	}
+	b.memoryRows()
+	if !b.skipS3 {
+		if err := b.startS3(); err != nil {
+			return err
+		}
+		defer b.s3.stop()
+		if err := b.s3Backup(b.scales[0]); err != nil {
+			return err
+		}
+		if err := b.remoteRequests(); err != nil {
+			return err
+		}
+	}
+	if err := b.checks(); err != nil {
+		return err
+	}
+	b.binarySizes()
+	return b.write()
+}
+
+func (b *bench) tree(scale int) string { return filepath.Join(b.dir, fmt.Sprintf("tree-%dg", scale)) }
+
+// keys creates the host key once (with backup_runner init, so it is a real
+// drym key) and imports it into a private gpg home for the stock pipeline.
+func (b *bench) keys() error {
+	kd := filepath.Join(b.dir, "keys")
+	os.MkdirAll(kd, 0o700)
+	b.keyFile = filepath.Join(kd, "host-key.asc")
+	b.gnupg = filepath.Join(b.dir, "gnupg")
+	if _, err := os.Stat(b.keyFile); err != nil {
+		cfg := filepath.Join(kd, "init.toml")
+		os.Remove(cfg)
+		if out, err := exec.Command(b.binary("backup_runner"), "--config", cfg, "init", "--source", b.dir,
+			"--dest", "dir://"+filepath.Join(kd, "unused"), "--state-dir", filepath.Join(kd, "state"),
+			"--key-file", b.keyFile, "--host", "bench").CombinedOutput(); err != nil {
+			return fmt.Errorf("backup_runner init: %v\n%s", err, out)
+		}
+		os.RemoveAll(b.gnupg)
+	}
+	keys, err := crypt.ReadKeyFile(b.keyFile)
+	if err != nil {
+		return err
+	}
+	b.fp = crypt.Fingerprint(keys[0])
+	if _, err := os.Stat(b.gnupg); err != nil {
+		os.MkdirAll(b.gnupg, 0o700)
+		if out, err := exec.Command("gpg", "--homedir", b.gnupg, "--batch", "--quiet", "--import", b.keyFile).CombinedOutput(); err != nil {
+			return fmt.Errorf("gpg --import: %v\n%s", err, out)
+		}
+	}
+	return nil
+}
+
+func (b *bench) binary(name string) string { return filepath.Join(b.bin, name) }
+
+// config writes a drym settings file and returns its path.
+func (b *bench) config(name string, sources []string, dest string, s3 *s3Server, endpoint string) string {
+	d := filepath.Join(b.dir, "cfg-"+name)
+	os.MkdirAll(d, 0o755)
+	var buf bytes.Buffer
+	q := strconv.Quote
+	fmt.Fprintf(&buf, "host = \"bench\"\nsources = [")
+	for i, s := range sources {
+		if i > 0 {
+			buf.WriteString(", ")
+		}
+		buf.WriteString(q(s))
+	}
+	fmt.Fprintf(&buf, "]\nstate_dir = %s\nkey_file = %s\n\n[destination]\nurl = %s\n", q(filepath.Join(d, "state")), q(b.keyFile), q(dest))
+	if s3 != nil {
+		fmt.Fprintf(&buf, "endpoint = %s\nregion = \"us-east-1\"\npath_style = true\n", q(endpoint))
+	}
+	fmt.Fprintf(&buf, "\n[escrow]\nurl = %s\n", q("dir://"+filepath.Join(d, "escrow")))
+	os.MkdirAll(filepath.Join(d, "state"), 0o755)
+	p := filepath.Join(d, "drym.toml")
+	if err := os.WriteFile(p, buf.Bytes(), 0o644); err != nil {
+		fatal(err)
+	}
+	return p
+}
+
+// measure runs argv under /usr/bin/time and returns wall time and peak RSS.
+func (b *bench) measure(env []string, argv ...string) (time.Duration, int64, error) {
+	tf := filepath.Join(b.dir, ".time")
+	cmd := exec.Command("/usr/bin/time", append([]string{"-f", "%M", "-o", tf}, argv...)...)
+	cmd.Env = append(os.Environ(), env...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	t := time.Now()
+	err := cmd.Run()
+	wall := time.Since(t)
+	if err != nil {
+		return wall, 0, fmt.Errorf("%s: %v\n%s", strings.Join(argv, " "), err, tail(stderr.String()))
+	}
+	raw, _ := os.ReadFile(tf)
+	lines := strings.Fields(string(raw))
+	var kb int64
+	if len(lines) > 0 {
+		kb, _ = strconv.ParseInt(lines[len(lines)-1], 10, 64)
+	}
+	return wall, kb, nil
+}
+
+func tail(s string) string {
+	if len(s) > 2000 {
+		return "…" + s[len(s)-2000:]
+	}
+	return s
+}
+
+func (b *bench) gpgEnv() []string { return []string{"GNUPGHOME=" + b.gnupg} }
+
+func (b *bench) stockEncrypt() string {
+	return fmt.Sprintf("gpg --batch --quiet --trust-model always -z0 -e -r %s", b.fp)
+}
+
+func gb(n int64, d time.Duration) string {
+	return fmt.Sprintf("%.0f MB/s", float64(n)/1e6/d.Seconds())
+}
+
+func secs(d time.Duration) string { return fmt.Sprintf("%.2f s", d.Seconds()) }
+
+// dirBackup: backup_runner backup to a dir store vs tar | zstd -1 | gpg > file.
+func (b *bench) dirBackup(scale int) error {
+	tree := b.tree(scale)
+	name := fmt.Sprintf("dir%dg", scale)
+	store := filepath.Join(b.dir, "store-"+name)
+	cfg := b.config(name, []string{tree}, "dir://"+store, nil, "")
+	stockOut := filepath.Join(b.dir, fmt.Sprintf("stock-%dg.tar.zst.gpg", scale))
+	fmt.Printf("backup to a directory, %d GiB tree (%d runs each)\n", scale, b.runs)
+	// Warm the page cache for both sides alike.
+	exec.Command("tar", "-cf", "/dev/null", "-C", filepath.Dir(tree), filepath.Base(tree)).Run()
+	stock := fmt.Sprintf("tar -cf - -C %s %s | zstd -1 -q | %s > %s", filepath.Dir(tree), filepath.Base(tree), b.stockEncrypt(), stockOut)
+	var bestD, bestS time.Duration
+	var rss int64
+	for i := range b.runs {
+		os.RemoveAll(store)
+		d, kb, err := b.measure(nil, b.binary("backup_runner"), "--config", cfg, "-q", "backup")
+		if err != nil {
+			return err
+		}
+		s, _, err := b.measure(b.gpgEnv(), "bash", "-o", "pipefail", "-c", stock)
+		if err != nil {
+			return err
+		}
+		fmt.Printf("  run %d: drym %s (%d MiB RSS), stock %s\n", i+1, secs(d), kb>>10, secs(s))
+		if i == 0 || d < bestD {
+			bestD = d
+		}
+		if i == 0 || s < bestS {
+			bestS = s
+		}
+		rss = max(rss, kb)
+	}
+	b.rss[fmt.Sprintf("backup %d", scale)] = rss
+	r := bestS.Seconds() / bestD.Seconds()
+	n := b.treeBytes[scale]
+	target, ok := "≥ 1.10 (aim 1.25)", r >= 1.1
+	b.add(row{fmt.Sprintf("backup → dir store, %d GiB: throughput", scale), gb(n, bestD) + " (" + secs(bestD) + ")",
+		gb(n, bestS) + " (" + secs(bestS) + ")", fmt.Sprintf("%.2f×", r), target, verdict(ok)})
+	if fi, err := os.Stat(stockOut); err == nil {
+		var drymSize int64
+		filepath.Walk(store, func(p string, fi os.FileInfo, err error) error {
+			if err == nil && strings.HasSuffix(p, ".gpg") {
+				drymSize = fi.Size()
+			}
+			return nil
+		})
+		b.add(row{fmt.Sprintf("stored size, %d GiB", scale), fmt.Sprintf("%.0f MB", float64(drymSize)/1e6),
+			fmt.Sprintf("%.0f MB", float64(fi.Size())/1e6), fmt.Sprintf("%.2f×", float64(fi.Size())/float64(drymSize)), "info", ""})
+	}
+	return nil
+}
+
+// testRestore: backup_runner test-restore vs gpg -d | zstd -d | tar -t.
+func (b *bench) testRestore(scale int) error {
+	name := fmt.Sprintf("dir%dg", scale)
+	cfg := filepath.Join(b.dir, "cfg-"+name, "drym.toml")
+	stockOut := filepath.Join(b.dir, fmt.Sprintf("stock-%dg.tar.zst.gpg", scale))
+	out, _ := exec.Command(b.binary("backup_runner"), "--config", cfg, "test-restore", "--help").CombinedOutput()
+	probe, _ := exec.Command(b.binary("backup_runner"), "--config", cfg, "-q", "test-restore").CombinedOutput()
+	if strings.Contains(string(probe), "not available") || !strings.Contains(string(out), "test-restore") {
+		b.note("test-restore is not available in this build: its figures are missing (%s)", strings.TrimSpace(string(probe)))
+		return nil
+	}
+	b.haveTestRestore = true
+	fmt.Printf("test restore, %d GiB tree (%d runs each)\n", scale, b.runs)
+	stock := fmt.Sprintf("gpg --batch --quiet -d < %s | zstd -d -q | tar -tf - > /dev/null", stockOut)
+	var bestD, bestS time.Duration
+	var rss int64
+	for i := range b.runs {
+		d, kb, err := b.measure(nil, b.binary("backup_runner"), "--config", cfg, "-q", "test-restore")
+		if err != nil {
+			return err
+		}
+		s, _, err := b.measure(b.gpgEnv(), "bash", "-o", "pipefail", "-c", stock)
+		if err != nil {
+			return err
+		}
+		fmt.Printf("  run %d: drym %s (%d MiB RSS), stock %s\n", i+1, secs(d), kb>>10, secs(s))
+		if i == 0 || d < bestD {
+			bestD = d
+		}
+		if i == 0 || s < bestS {
+			bestS = s
+		}
+		rss = max(rss, kb)
+	}
+	b.rss[fmt.Sprintf("test-restore %d", scale)] = rss
+	r := bestS.Seconds() / bestD.Seconds()
+	n := b.treeBytes[scale]
+	b.add(row{fmt.Sprintf("test-restore (hash every file), %d GiB", scale), gb(n, bestD) + " (" + secs(bestD) + ")",
+		gb(n, bestS) + " (" + secs(bestS) + ")", fmt.Sprintf("%.2f×", r), "≥ 0.75 (aim 1.0)", verdict(r >= 0.75)})
+	return nil
+}
+
+func (b *bench) memoryRows() {
+	for _, job := range []string{"backup", "test-restore"} {
+		first := int64(0)
+		for i, s := range b.scales {
+			kb, ok := b.rss[fmt.Sprintf("%s %d", job, s)]
+			if !ok {
+				continue
+			}
+			mib := float64(kb) / 1024
+			if i == 0 {
+				first = kb
+				b.add(row{fmt.Sprintf("peak RSS, %s, %d GiB", job, s), fmt.Sprintf("%.1f MiB", mib), "64 MiB",
+					fmt.Sprintf("%.2f×", mib/64), "≤ 1.00", verdict(mib <= 64)})
+				continue
+			}
+			r := float64(kb) / float64(first)
+			b.add(row{fmt.Sprintf("peak RSS, %s, %d GiB", job, s), fmt.Sprintf("%.1f MiB", mib),
+				fmt.Sprintf("%.1f MiB (%d GiB)", float64(first)/1024, b.scales[0]), fmt.Sprintf("%.2f×", r), "≤ 1.10", verdict(r <= 1.1)})
+		}
+	}
+}
+
+// median runs argv n times and returns the median wall time. Exit codes
+// are the check's business (a WARNING is still a timing).
+func median(n int, env []string, argv ...string) (time.Duration, string, error) {
+	var ds []time.Duration
+	var last string
+	for range n {
+		cmd := exec.Command(argv[0], argv[1:]...)
+		cmd.Env = append(os.Environ(), env...)
+		t := time.Now()
+		out, err := cmd.Output()
+		ds = append(ds, time.Since(t))
+		last = strings.SplitN(string(out), "\n", 2)[0]
+		if _, ok := err.(*exec.ExitError); err != nil && !ok {
+			return 0, "", err
+		}
+	}
+	slices.Sort(ds)
+	return ds[len(ds)/2], last, nil
+}
+
+// checks: median wall time of each check vs check_file_age on the same
+// status file.
+func (b *bench) checks() error {
+	cfg := filepath.Join(b.dir, fmt.Sprintf("cfg-dir%dg", b.scales[0]), "drym.toml")
+	state := filepath.Join(filepath.Dir(cfg), "state")
+	if out, err := exec.Command(b.binary("backup_runner"), "--config", cfg, "-q", "escrow").CombinedOutput(); err != nil {
+		b.note("backup_runner escrow failed (%v: %s): check_key_escrow is timed on its failure path", err, strings.TrimSpace(string(out)))
+	}
+	ref := "/usr/lib/nagios/plugins/check_file_age"
+	fmt.Printf("checks (median of %d runs)\n", b.checkRuns)
+	refD, _, err := median(b.checkRuns, nil, ref, "-w", "93600", "-c", "180000", "-f", filepath.Join(state, "backup.json"))
+	if err != nil {
+		return fmt.Errorf("%s: %w (apt-get install monitoring-plugins-basic)", ref, err)
+	}
+	for _, c := range []struct {
+		name   string
+		args   []string
+		target string
+		ok     func(d time.Duration) bool
+	}{
+		{"check_backup_age", nil, "≤ 0.33", func(d time.Duration) bool { return d.Seconds() <= refD.Seconds()/3 }},
+		{"check_test_restore", nil, "≤ 0.33", func(d time.Duration) bool { return d.Seconds() <= refD.Seconds()/3 }},
+		{"check_key_escrow", nil, "≤ 50 ms", func(d time.Duration) bool { return d <= 50*time.Millisecond }},
+	} {
+		bin := b.binary(c.name)
+		if _, err := os.Stat(bin); err != nil {
+			b.note("%s is not built: no figure", c.name)
+			continue
+		}
+		d, first, err := median(b.checkRuns, nil, append([]string{bin, "--config", cfg}, c.args...)...)
+		if err != nil {
+			return err
+		}
+		b.add(row{c.name + ": median wall", fmt.Sprintf("%.1f ms", ms(d)), fmt.Sprintf("%.1f ms (check_file_age)", ms(refD)),
+			fmt.Sprintf("%.2f×", d.Seconds()/refD.Seconds()), c.target, verdict(c.ok(d))})
+		b.note("%s said: %s", c.name, first)
+	}
+	return nil
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+func (b *bench) binarySizes() {
+	var ref int64
+	for _, t := range []string{"tar", "zstd", "gpg"} {
+		if p, err := exec.LookPath(t); err == nil {
+			if fi, err := os.Stat(p); err == nil {
+				ref += fi.Size()
+			}
+		}
+	}
+	fa, _ := os.Stat("/usr/lib/nagios/plugins/check_file_age")
+	for _, name := range []string{"backup_runner", "check_backup_age", "check_test_restore", "check_key_escrow"} {
+		fi, err := os.Stat(b.binary(name))
+		if err != nil {
+			continue
+		}
+		strip := "stripped"
+		if out, err := exec.Command("file", b.binary(name)).Output(); err == nil && strings.Contains(string(out), "not stripped") {
+			strip = "NOT stripped"
+		}
+		refS, r := "", ""
+		if name == "backup_runner" && ref > 0 {
+			refS = fmt.Sprintf("%.1f MiB (tar+zstd+gpg)", float64(ref)/(1<<20))
+			r = fmt.Sprintf("%.2f×", float64(fi.Size())/float64(ref))
+		} else if fa != nil {
+			refS = fmt.Sprintf("%.1f KiB (check_file_age)", float64(fa.Size())/1024)
+			r = fmt.Sprintf("%.0f×", float64(fi.Size())/float64(fa.Size()))
+		}
+		b.add(row{"binary size: " + name, fmt.Sprintf("%.1f MiB (%s)", float64(fi.Size())/(1<<20), strip), refS, r, "info", ""})
+	}
+}
+
+func loadAvg() string {
+	b, _ := os.ReadFile("/proc/loadavg")
+	f := strings.Fields(string(b))
+	if len(f) >= 3 {
+		return strings.Join(f[:3], " ")
+	}
+	return "?"
+}
+
+func cpuModel() string {
+	b, _ := os.ReadFile("/proc/cpuinfo")
+	for _, l := range strings.Split(string(b), "\n") {
+		if k, v, ok := strings.Cut(l, ":"); ok && strings.TrimSpace(k) == "model name" {
+			return strings.TrimSpace(v)
+		}
+	}
+	return "?"
+}
+
+func cmdLine(name string, args ...string) string {
+	out, err := exec.CommandContext(context.Background(), name, args...).CombinedOutput()
+	if err != nil {
+		return "?"
+	}
+	return strings.TrimSpace(strings.SplitN(string(out), "\n", 2)[0])
+}
+
+func (b *bench) write() error {
+	var w bytes.Buffer
+	fmt.Fprintf(&w, "# drym benchmarks\n\n")
+	fmt.Fprintf(&w, "Generated by `make bench` (scripts/bench) on %s. Do not edit: re-run it.\n\n", b.started.UTC().Format("2006-01-02 15:04 UTC"))
+	fmt.Fprintf(&w, "- Machine: %d cores (%s), %s, Go %s\n", runtime.NumCPU(), cpuModel(), cmdLine("uname", "-r"), strings.TrimPrefix(runtime.Version(), "go"))
+	fmt.Fprintf(&w, "- Load average at start / end: %s / %s (the machine may be shared: every ratio compares runs interleaved in the same minutes)\n", b.loadStart, loadAvg())
+	fmt.Fprintf(&w, "- Reference tools: %s; %s; %s\n", cmdLine("tar", "--version"), cmdLine("zstd", "--version"), cmdLine("gpg", "--version"))
+	for _, s := range b.scales {
+		fmt.Fprintf(&w, "- Data: %d GiB tree, %.2f GB in files (config and site text, logs, incompressible media and archives; about half compressible), generated deterministically in %s\n",
+			s, float64(b.treeBytes[s])/1e9, b.tree(s))
+	}
+	fmt.Fprintf(&w, "- Throughput figures: best of %d interleaved runs each; check timings: median of %d runs.\n\n", b.runs, b.checkRuns)
+	fmt.Fprintf(&w, "| figure | drym | reference | ratio | target | |\n|---|---|---|---|---|---|\n")
+	for _, r := range b.rows {
+		fmt.Fprintf(&w, "| %s | %s | %s | %s | %s | %s |\n", r.figure, r.drym, r.ref, r.ratio, r.target, r.verdict)
+	}
+	fmt.Fprintf(&w, "\nRatios: throughput = reference time / drym time (higher is better); RSS, check times, sizes = drym / reference (lower is better).\n\n")
+	fmt.Fprintf(&w, "## How each figure is taken\n\n")
+	fmt.Fprintf(&w, "- Backup: `backup_runner backup` (dir store: writes a `.partial`, **fsyncs**, links) vs `tar -cf - | zstd -1 | gpg -z0 -e -r KEY > file` (no fsync), same host key (Curve25519, AES-256 SEIPDv1).\n")
+	fmt.Fprintf(&w, "- S3: versitygw (posix backend) on 127.0.0.1, the same pipeline into `aws s3 cp - s3://…`.\n")
+	fmt.Fprintf(&w, "- Test restore: `backup_runner test-restore` (download, decrypt, decompress, SHA-256 of every file against the manifest) vs `gpg -d | zstd -d | tar -t`.\n")
+	fmt.Fprintf(&w, "- Peak RSS: `/usr/bin/time` maximum resident set size.\n")
+	fmt.Fprintf(&w, "- Requests of `check_backup_age --remote`: counted by a reverse proxy on 127.0.0.1 in front of versitygw.\n\n")
+	if len(b.notes) > 0 {
+		fmt.Fprintf(&w, "## Notes from this run\n\n")
+		for _, n := range b.notes {
+			fmt.Fprintf(&w, "- %s\n", n)
+		}
+		w.WriteString("\n")
+	}
+	if data, err := os.ReadFile(filepath.Join(filepath.Dir(b.out), "scripts/bench/NOTES.md")); err == nil {
+		w.Write(data)
+	}
+	fmt.Printf("wrote %s\n", b.out)
+	return os.WriteFile(b.out, w.Bytes(), 0o644)
+}
