@@ -73,17 +73,8 @@ func ParseManifest(r io.Reader) (*Manifest, error) {
 	}
 	seen := make(map[string]struct{}, len(m.Entries))
 	for i, e := range m.Entries {
-		if err := CheckName(e.Path); err != nil {
+		if err := checkEntry(e); err != nil {
 			return nil, fmt.Errorf("manifest entry %d: %w", i, err)
-		}
-		switch e.Type {
-		case TypeFile:
-			if e.Size < 0 || len(e.SHA256) != 64 {
-				return nil, fmt.Errorf("manifest entry %q: bad size or sha256", e.Path)
-			}
-		case TypeDir, TypeSymlink, TypeHardlink:
-		default:
-			return nil, fmt.Errorf("manifest entry %q: unknown type %q", e.Path, e.Type)
 		}
 		if _, dup := seen[e.Path]; dup {
 			return nil, fmt.Errorf("manifest: %q listed twice", e.Path)
@@ -112,6 +103,109 @@ func CheckName(name string) error {
 		if part == ".." {
 			return fmt.Errorf("path %q leaves the archive", name)
 		}
+	}
+	return nil
+}
+
+// DecodeManifest reads a manifest like ParseManifest but hands each entry to
+// fn as it is decoded instead of keeping them all: verifying a backup of
+// millions of files then holds one entry at a time, not the whole list.
+// Entries are validated as ParseManifest does, except that duplicates are
+// left to the caller (it already tracks what it has seen). The returned
+// Manifest has every field but Entries.
+func DecodeManifest(r io.Reader, fn func(Entry) error) (*Manifest, error) {
+	dec := json.NewDecoder(io.LimitReader(r, MaxManifestSize))
+	var m Manifest
+	if err := expectDelim(dec, '{'); err != nil {
+		return nil, err
+	}
+	sawEntries := false
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return nil, fmt.Errorf("manifest: %w", err)
+		}
+		key, _ := tok.(string)
+		switch key {
+		case "version":
+			err = dec.Decode(&m.Version)
+		case "host":
+			err = dec.Decode(&m.Host)
+		case "created":
+			err = dec.Decode(&m.Created)
+		case "sources":
+			err = dec.Decode(&m.Sources)
+		case "entries":
+			// version precedes entries in what drym writes; refuse to
+			// interpret entries of a format we do not know.
+			if m.Version != ManifestVersion {
+				return nil, fmt.Errorf("manifest: unknown version %d (this drym reads %d)", m.Version, ManifestVersion)
+			}
+			sawEntries = true
+			err = decodeEntries(dec, fn)
+		default:
+			var skip json.RawMessage
+			err = dec.Decode(&skip)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("manifest: %w", err)
+		}
+	}
+	if err := expectDelim(dec, '}'); err != nil {
+		return nil, err
+	}
+	if m.Version != ManifestVersion {
+		return nil, fmt.Errorf("manifest: unknown version %d (this drym reads %d)", m.Version, ManifestVersion)
+	}
+	if !sawEntries {
+		return nil, fmt.Errorf("manifest: no entries list")
+	}
+	return &m, nil
+}
+
+func decodeEntries(dec *json.Decoder, fn func(Entry) error) error {
+	if err := expectDelim(dec, '['); err != nil {
+		return err
+	}
+	for i := 0; dec.More(); i++ {
+		var e Entry
+		if err := dec.Decode(&e); err != nil {
+			return err
+		}
+		if err := checkEntry(e); err != nil {
+			return fmt.Errorf("entry %d: %w", i, err)
+		}
+		if err := fn(e); err != nil {
+			return err
+		}
+	}
+	return expectDelim(dec, ']')
+}
+
+func expectDelim(dec *json.Decoder, want json.Delim) error {
+	tok, err := dec.Token()
+	if err != nil {
+		return fmt.Errorf("manifest: %w", err)
+	}
+	if d, ok := tok.(json.Delim); !ok || d != want {
+		return fmt.Errorf("manifest: expected %q, found %v", want, tok)
+	}
+	return nil
+}
+
+// checkEntry validates one entry: a clean relative path and a known type.
+func checkEntry(e Entry) error {
+	if err := CheckName(e.Path); err != nil {
+		return err
+	}
+	switch e.Type {
+	case TypeFile:
+		if e.Size < 0 || len(e.SHA256) != 64 {
+			return fmt.Errorf("%q: bad size or sha256", e.Path)
+		}
+	case TypeDir, TypeSymlink, TypeHardlink:
+	default:
+		return fmt.Errorf("%q: unknown type %q", e.Path, e.Type)
 	}
 	return nil
 }

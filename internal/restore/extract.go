@@ -98,7 +98,7 @@ func Extract(ctx context.Context, r io.Reader, dir string, opt Options) (Extract
 	}
 	defer root.Close()
 	x := &extractor{
-		root: root, opt: opt, keep: keep, c: newChecker(), buf: make([]byte, copyBufSize),
+		root: root, opt: opt, keep: keep, c: newChecker(keep), buf: make([]byte, copyBufSize),
 		dirs: map[string]bool{".": true}, files: map[string]bool{},
 		uids: map[string]int{}, gids: map[string]int{}, asked: map[string]bool{},
 	}
@@ -106,7 +106,7 @@ func Extract(ctx context.Context, r io.Reader, dir string, opt Options) (Extract
 	// Directory modes and times last, deepest first, so writing their
 	// content does not bump the times or trip over a read-only mode.
 	x.finishDirs()
-	x.rep.Verified = x.c.finish(keep)
+	x.rep.Verified = x.c.finish()
 	x.rep.Mismatches = x.c.problems
 	if keep != nil {
 		for _, p := range opt.Paths {

@@ -29,7 +29,7 @@ import (
 // (wall time ≈ CPU time); each hand-off between the goroutines can wait for
 // the OS to schedule a thread, so fewer, larger hand-offs win.
 const (
-	chunkSize  = 4 << 20
+	chunkSize  = 1 << 20
 	chunkDepth = 8
 )
 

@@ -95,17 +95,23 @@ type seen struct {
 }
 
 // checker compares archive members with the manifest that ends the archive.
+// Members are remembered as they stream past; the manifest, last, is then
+// decoded one entry at a time and matched off, so memory holds what the
+// archive had, never a second, decoded copy of the manifest.
 type checker struct {
 	seen     map[string]seen
-	man      *archive.Manifest
+	keep     func(string) bool // restore's path selection; nil: all
+	hasMan   bool
 	after    bool // a member followed the manifest
 	problems Problems
 }
 
-func newChecker() *checker { return &checker{seen: map[string]seen{}} }
+func newChecker(keep func(string) bool) *checker {
+	return &checker{seen: map[string]seen{}, keep: keep}
+}
 
 func (c *checker) add(name string, s seen) {
-	if c.man != nil && !c.after {
+	if c.hasMan && !c.after {
 		c.after = true
 		c.problems.add("%s: member after the manifest (the manifest must be last)", trunc(name))
 	}
@@ -115,47 +121,54 @@ func (c *checker) add(name string, s seen) {
 	c.seen[name] = s
 }
 
+// matched marks paths already matched off, so a manifest that lists a path
+// twice is caught without keeping the manifest.
+var matched = seen{typ: "\x00matched"}
+
 func (c *checker) manifest(r io.Reader) error {
-	if c.man != nil {
+	if c.hasMan {
 		c.problems.add("%s: in the archive twice", archive.ManifestName)
 		return nil
 	}
-	m, err := archive.ParseManifest(r)
+	c.hasMan = true
+	_, err := archive.DecodeManifest(r, func(e archive.Entry) error {
+		s, ok := c.seen[e.Path]
+		switch {
+		case ok && s == matched:
+			c.problems.add("%s: listed twice in the manifest", trunc(e.Path))
+			return nil
+		case !ok:
+			if c.keep == nil || c.keep(e.Path) {
+				c.problems.add("%s: in the manifest but missing from the archive", trunc(e.Path))
+			}
+			return nil
+		}
+		c.seen[e.Path] = matched
+		if c.keep != nil && !c.keep(e.Path) {
+			return nil
+		}
+		for _, d := range compare(e, s) {
+			c.problems.add("%s: %s", trunc(e.Path), d)
+		}
+		return nil
+	})
 	if err != nil {
+		// An unreadable manifest verifies nothing: what it did not match
+		// off is reported as unexpected rather than passing as unverified.
 		c.problems.add("%s: %v", archive.ManifestName, err)
-		// An unreadable manifest verifies nothing: record an empty one
-		// so every member is reported as unexpected rather than the
-		// archive passing as unverified.
-		m = &archive.Manifest{}
 	}
-	c.man = m
 	return nil
 }
 
-// finish compares what was seen with the manifest, for the paths keep
-// accepts (all when nil). It returns false when there is no manifest.
-func (c *checker) finish(keep func(string) bool) bool {
-	if c.man == nil {
+// finish reports the members the manifest did not list, for the paths keep
+// accepts. It returns false when there was no manifest.
+func (c *checker) finish() bool {
+	if !c.hasMan {
 		return false
 	}
-	inMan := make(map[string]struct{}, len(c.man.Entries))
-	for _, e := range c.man.Entries {
-		inMan[e.Path] = struct{}{}
-		if keep != nil && !keep(e.Path) {
-			continue
-		}
-		s, ok := c.seen[e.Path]
-		if !ok {
-			c.problems.add("%s: in the manifest but missing from the archive", e.Path)
-			continue
-		}
-		for _, d := range compare(e, s) {
-			c.problems.add("%s: %s", e.Path, d)
-		}
-	}
 	var extra []string
-	for name := range c.seen {
-		if _, ok := inMan[name]; !ok {
+	for name, s := range c.seen {
+		if s != matched && (c.keep == nil || c.keep(name)) {
 			extra = append(extra, name)
 		}
 	}
@@ -227,7 +240,7 @@ type Report struct {
 // differences are Problems. onFile, when set, gets each file's size.
 func Verify(ctx context.Context, r io.Reader, onFile func(int64)) (Report, error) {
 	var rep Report
-	c := newChecker()
+	c := newChecker(nil)
 	tr := tar.NewReader(r)
 	h := sha256.New()
 	buf := make([]byte, copyBufSize)
@@ -279,7 +292,7 @@ func Verify(ctx context.Context, r io.Reader, onFile func(int64)) (Report, error
 		}
 		c.add(name, s)
 	}
-	rep.Verified = c.finish(nil)
+	rep.Verified = c.finish()
 	rep.Problems = c.problems
 	return rep, nil
 }
