@@ -95,8 +95,8 @@ const (
 	chunkDepth = 4
 )
 
-// Memory: the pipeline's live heap is fixed (≈ 20 MiB of chunks, zstd
-// history and crypto buffers) plus the packed manifest (≈ 70–100 bytes a
+// Memory: the pipeline's live heap is fixed (≈ 30 MiB of segments, chunks,
+// zstd history and crypto buffers) plus the packed manifest (≈ 70–100 bytes a
 // file). With the Go default (GOGC=100) the heap may grow to twice the live
 // heap before a collection, so peak RSS would grow twice as fast as the
 // manifest. A soft memory limit keeps the peak flat instead: garbage is
@@ -104,8 +104,8 @@ const (
 // the number of files so that it stays well above the live heap and the
 // collector never has to run back to back. GOMEMLIMIT, when set, wins.
 const (
-	memLimit        = 40 << 20
-	memFixed        = 28 << 20
+	memLimit        = 48 << 20
+	memFixed        = 36 << 20
 	manifestPerFile = 100
 )
 
@@ -136,8 +136,7 @@ func limitMemory() (onFile func(), restore func()) {
 // WithLowerEncoderMem: that keeps history at window + one block, so every
 // 128 KiB block moves the whole window down — with the default 8 MiB window
 // that memmove was 28 % of the stage's CPU (archive+zstd of the 1 GiB bench
-// tree: 4.2 s CPU → 2.0 s). Concurrency stays at GOMAXPROCS: in stream mode
-// that encodes one block on a goroutine while the next is being filled.
+// tree: 4.2 s CPU → 2.0 s). Segments are compressed in parallel (pzstd.go).
 func zstdOptions() []zstd.EOption {
 	return []zstd.EOption{
 		zstd.WithEncoderLevel(zstd.SpeedFastest),
@@ -173,14 +172,16 @@ func Run(ctx context.Context, p Params) (Result, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 
-	compressed := pipe.New(chunkSize, chunkDepth)
+	// The compressor queues whole frames itself (pzstd.go): its pipe to
+	// the encrypter needs only to decouple the two.
+	compressed := pipe.New(chunkSize, 2)
 	encrypted := pipe.New(chunkSize, chunkDepth)
 	var wg sync.WaitGroup
 	var archErr, encErr error
 
 	// Stage 1: walk, read, hash, tar, compress.
 	wg.Go(func() {
-		zw, err := zstd.NewWriter(compressed, zstdOptions()...)
+		zw, err := newParallelZstd(compressed, zstdOptions()...)
 		if err != nil {
 			archErr = err
 			compressed.CloseWrite(err)
