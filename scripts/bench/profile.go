@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/pprof"
+	"runtime/trace"
 	"syscall"
 	"time"
 
@@ -101,6 +102,11 @@ func profileRun(tree, keyFile, out string, only string) error {
 			return err
 		}
 		pprof.StartCPUProfile(pf)
+		if tp := os.Getenv("BENCH_TRACE"); tp != "" && s.name == "pipeline" {
+			tf, _ := os.Create(tp)
+			trace.Start(tf)
+			defer trace.Stop()
+		}
 		c0, t0 := cpuTime(), time.Now()
 		err = s.fn()
 		wall, cpu := time.Since(t0), cpuTime()-c0
