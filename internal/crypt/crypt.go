@@ -198,23 +198,8 @@ var ErrIntegrity = errors.New("integrity check failed: the backup object was mod
 // ErrNoKey means none of the keys given can decrypt the message.
 var ErrNoKey = errors.New("not encrypted to this host's key")
 
-// Decrypt returns a reader of the plaintext of the OpenPGP message in r. The
-// integrity check (MDC) runs as the reader reaches the end: a reader that
-// returns io.EOF has verified the whole message, and a modified or truncated
-// message ends in an error wrapping ErrIntegrity instead.
-func Decrypt(r io.Reader, keys openpgp.EntityList) (io.Reader, error) {
-	md, err := openpgp.ReadMessage(r, keys, nil, config())
-	if err != nil {
-		if errors.Is(err, pgperrors.ErrKeyIncorrect) {
-			return nil, fmt.Errorf("%w (the object is for key(s) %s)", ErrNoKey, recipientIDs(r))
-		}
-		return nil, fmt.Errorf("cannot decrypt: %s", classify(err))
-	}
-	if md.IsSymmetricallyEncrypted && md.DecryptedWith.Entity == nil {
-		return nil, errors.New("cannot decrypt: the object is symmetrically encrypted, not to a key")
-	}
-	return &verifyingReader{r: md.UnverifiedBody, md: md}, nil
-}
+// errKeyIncorrect is go-crypto's "no key decrypts this" error.
+var errKeyIncorrect = pgperrors.ErrKeyIncorrect
 
 // recipientIDs cannot be recovered after ReadMessage consumed the packets;
 // keep the message short and honest instead.
