@@ -24,13 +24,15 @@ import (
 	"github.com/drym-backup/drym/internal/pipe"
 )
 
-// Pipeline sizing: 4 MiB chunks, 8 deep (40 MiB at most in flight). With
-// 1 MiB chunks the stages hardly overlapped on a busy 2-core machine
-// (wall time ≈ CPU time); each hand-off between the goroutines can wait for
-// the OS to schedule a thread, so fewer, larger hand-offs win.
+// Pipeline sizing: 1 MiB chunks. The object pipe (read+SHA-256 →
+// decrypt) only needs to keep the decrypter fed; the plaintext pipe
+// (decrypt → decompress) absorbs the jitter between the two CPU-heavy
+// stages, which run on different cores.
 const (
 	chunkSize  = 1 << 20
-	chunkDepth = 8
+	objDepth   = 2
+	chunkDepth = 4
+	tarDepth   = 2
 )
 
 // MaxWindow bounds the zstd window a stream may ask for. drym writes small
@@ -57,40 +59,87 @@ type Result struct {
 // call Finish exactly once, even after an error.
 type Stream struct {
 	ctx    context.Context
-	p      *pipe.Pipe
+	op     *pipe.Pipe // object bytes, hashed
+	p      *pipe.Pipe // plaintext (zstd)
+	tp     *pipe.Pipe // decompressed tar
 	zr     *zstd.Decoder
 	zerr   error
+	zdone  chan struct{}
 	done   chan struct{}
 	decErr error // set by the decrypt goroutine before done closes
+	rdone  chan struct{}
+	objErr error // set by the read goroutine before rdone closes
 	obj    *hashCounter
 }
 
-// Open starts reading the OpenPGP object obj: a goroutine hashes the raw
-// bytes and decrypts them with keys into a bounded pipe; reads from the
-// Stream decompress. onRead, when set, is called with the number of object
-// bytes read (progress).
+// Open starts reading the OpenPGP object obj: one goroutine reads and
+// hashes the raw bytes, another decrypts them with keys into a bounded
+// pipe; reads from the Stream decompress. onRead, when set, is called with
+// the number of object bytes read (progress), from the read goroutine.
+//
+// Three stages, not two: SHA-256 of the object and decryption (AES + the
+// SHA-1 MDC) together took as long as decompression plus the SHA-256 of
+// every file, so on one goroutine they left the other core waiting; split,
+// the Go scheduler spreads the three over two cores.
 func Open(ctx context.Context, obj io.Reader, keys openpgp.EntityList, onRead func(int)) *Stream {
 	s := &Stream{
-		ctx:  ctx,
-		p:    pipe.New(chunkSize, chunkDepth),
-		done: make(chan struct{}),
-		obj:  &hashCounter{r: obj, h: sha256.New(), on: onRead},
+		ctx:   ctx,
+		op:    pipe.New(chunkSize, objDepth),
+		p:     pipe.New(chunkSize, chunkDepth),
+		tp:    pipe.New(chunkSize, tarDepth),
+		done:  make(chan struct{}),
+		zdone: make(chan struct{}),
+		rdone: make(chan struct{}),
+		obj:   &hashCounter{r: obj, h: sha256.New(), on: onRead},
 	}
+	go s.read()
 	go s.decrypt(keys)
-	// Concurrency 1: the decoder runs on the reader's goroutine. The other
-	// core is busy decrypting; more decoder goroutines only add hand-offs.
+	// Concurrency 1: the decoder runs on a goroutine of its own, joined
+	// to the tar reader (and the SHA-256 of every file) by another pipe;
+	// zstd's own concurrent mode was slower here.
 	s.zr, s.zerr = zstd.NewReader(s.p,
 		zstd.WithDecoderLowmem(true),
 		zstd.WithDecoderMaxWindow(MaxWindow),
 		zstd.WithDecoderConcurrency(1),
 	)
+	if s.zerr != nil {
+		s.zerr = fmt.Errorf("decompressing: %w", s.zerr)
+		s.tp.CloseWrite(s.zerr)
+		close(s.zdone)
+	} else {
+		go s.decompress()
+	}
 	return s
+}
+
+// decompress copies the decompressed stream into tp until its end, or
+// until Finish stops reading.
+func (s *Stream) decompress() {
+	defer close(s.zdone)
+	_, err := s.zr.WriteTo(s.tp)
+	if err != nil && !errors.Is(err, pipe.ErrClosed) {
+		err = fmt.Errorf("decompressing: %w", err)
+	}
+	s.tp.CloseWrite(err)
+}
+
+// read copies the whole object through its SHA-256 into op.
+func (s *Stream) read() {
+	defer close(s.rdone)
+	_, err := s.op.ReadFrom(s.obj)
+	if err != nil && !errors.Is(err, pipe.ErrClosed) {
+		err = fmt.Errorf("reading the object: %w", err)
+	} else {
+		err = nil
+	}
+	s.objErr = err
+	s.op.CloseWrite(err)
 }
 
 func (s *Stream) decrypt(keys openpgp.EntityList) {
 	defer close(s.done)
 	err := func() error {
-		plain, err := crypt.Decrypt(s.obj, keys)
+		plain, err := crypt.Decrypt(s.op, keys)
 		if err != nil {
 			return err
 		}
@@ -107,41 +156,23 @@ func (s *Stream) decrypt(keys openpgp.EntityList) {
 	}()
 	// Read what is left of the object, so its SHA-256 covers every byte
 	// (trailing bytes, or the rest after a failure) and can be compared.
-	before := s.obj.n
-	_, derr := io.Copy(io.Discard, s.obj)
-	if err == nil && derr != nil {
-		err = fmt.Errorf("reading the object: %w", derr)
+	rest, _ := io.Copy(io.Discard, s.op)
+	<-s.rdone
+	if err == nil && s.objErr != nil {
+		err = s.objErr
 	}
-	if err == nil && s.obj.n > before {
-		err = fmt.Errorf("%w: %d bytes of unexpected data after the encrypted message", crypt.ErrIntegrity, s.obj.n-before)
+	if err == nil && rest > 0 {
+		err = fmt.Errorf("%w: %d bytes of unexpected data after the encrypted message", crypt.ErrIntegrity, rest)
 	}
 	s.decErr = err
 	s.p.CloseWrite(err)
 }
 
 // Read returns decompressed tar bytes.
-func (s *Stream) Read(b []byte) (int, error) {
-	if s.zerr != nil {
-		return 0, s.zerr
-	}
-	n, err := s.zr.Read(b)
-	if err != nil && err != io.EOF {
-		err = fmt.Errorf("decompressing: %w", err)
-	}
-	return n, err
-}
+func (s *Stream) Read(b []byte) (int, error) { return s.tp.Read(b) }
 
-// WriteTo lets io.Copy use the decoder's own buffers.
-func (s *Stream) WriteTo(w io.Writer) (int64, error) {
-	if s.zerr != nil {
-		return 0, s.zerr
-	}
-	n, err := s.zr.WriteTo(w)
-	if err != nil {
-		err = fmt.Errorf("decompressing: %w", err)
-	}
-	return n, err
-}
+// WriteTo lets io.Copy take the pipe's chunks without a copy.
+func (s *Stream) WriteTo(w io.Writer) (int64, error) { return s.tp.WriteTo(w) }
 
 // Finish reads the rest of the stream (the tar end padding, and, after a
 // failure, the rest of the object, so the OpenPGP integrity check reaches
@@ -150,13 +181,17 @@ func (s *Stream) WriteTo(w io.Writer) (int64, error) {
 // (a tar or decompression failure, or cancellation), nil if it read the
 // archive to its end.
 func (s *Stream) Finish(readErr error, want ...Want) (Result, error) {
-	if readErr == nil && s.zerr == nil {
+	if readErr == nil {
 		// Bytes after the tar end-of-archive marker still need to
 		// decompress cleanly: a frame checksum error there is damage too.
-		if _, err := io.Copy(io.Discard, s.zr); err != nil {
-			readErr = fmt.Errorf("decompressing: %w", err)
+		if _, err := io.Copy(io.Discard, s.tp); err != nil {
+			readErr = err
 		}
 	}
+	// After a failure there is no point decompressing the rest: stop
+	// the decoder, then let the decrypter run to the end.
+	s.tp.CloseRead(nil)
+	<-s.zdone
 	if s.zr != nil {
 		s.zr.Close()
 	}
