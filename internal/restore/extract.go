@@ -85,6 +85,7 @@ type extractor struct {
 // verdicts come at the end). It returns an error only when the stream
 // fails or dir cannot be used; per-member trouble is in the report.
 func Extract(ctx context.Context, r io.Reader, dir string, opt Options) (ExtractReport, error) {
+	defer tightGC()()
 	keep, err := matchPaths(opt.Paths)
 	if err != nil {
 		return ExtractReport{}, err

@@ -10,6 +10,7 @@ import (
 	"hash"
 	"io"
 	"path"
+	"runtime/debug"
 	"sort"
 	"strconv"
 	"strings"
@@ -99,7 +100,7 @@ type seen struct {
 // decoded one entry at a time and matched off, so memory holds what the
 // archive had, never a second, decoded copy of the manifest.
 type checker struct {
-	seen     map[string]seen
+	seen     *members
 	keep     func(string) bool // restore's path selection; nil: all
 	hasMan   bool
 	after    bool // a member followed the manifest
@@ -107,7 +108,7 @@ type checker struct {
 }
 
 func newChecker(keep func(string) bool) *checker {
-	return &checker{seen: map[string]seen{}, keep: keep}
+	return &checker{seen: newMembers(), keep: keep}
 }
 
 func (c *checker) add(name string, s seen) {
@@ -115,15 +116,10 @@ func (c *checker) add(name string, s seen) {
 		c.after = true
 		c.problems.add("%s: member after the manifest (the manifest must be last)", trunc(name))
 	}
-	if _, dup := c.seen[name]; dup {
+	if c.seen.put(name, s) {
 		c.problems.add("%s: in the archive twice", trunc(name))
 	}
-	c.seen[name] = s
 }
-
-// matched marks paths already matched off, so a manifest that lists a path
-// twice is caught without keeping the manifest.
-var matched = seen{typ: "\x00matched"}
 
 func (c *checker) manifest(r io.Reader) error {
 	if c.hasMan {
@@ -132,22 +128,25 @@ func (c *checker) manifest(r io.Reader) error {
 	}
 	c.hasMan = true
 	_, err := archive.DecodeManifest(r, func(e archive.Entry) error {
-		s, ok := c.seen[e.Path]
+		i := c.seen.find(e.Path)
 		switch {
-		case ok && s == matched:
-			c.problems.add("%s: listed twice in the manifest", trunc(e.Path))
-			return nil
-		case !ok:
+		case i < 0:
 			if c.keep == nil || c.keep(e.Path) {
 				c.problems.add("%s: in the manifest but missing from the archive", trunc(e.Path))
 			}
 			return nil
+		case c.seen.isDone(i):
+			// Matched marks are what catch a manifest listing a path
+			// twice without keeping the manifest.
+			c.problems.add("%s: listed twice in the manifest", trunc(e.Path))
+			return nil
 		}
-		c.seen[e.Path] = matched
+		c.seen.setDone(i)
 		if c.keep != nil && !c.keep(e.Path) {
 			return nil
 		}
-		for _, d := range compare(e, s) {
+		_, v := c.seen.decode(i, true)
+		for _, d := range compare(e, v) {
 			c.problems.add("%s: %s", trunc(e.Path), d)
 		}
 		return nil
@@ -167,11 +166,11 @@ func (c *checker) finish() bool {
 		return false
 	}
 	var extra []string
-	for name, s := range c.seen {
-		if s != matched && (c.keep == nil || c.keep(name)) {
-			extra = append(extra, name)
+	c.seen.each(func(i int, name []byte) {
+		if !c.seen.isDone(i) && (c.keep == nil || c.keep(string(name))) {
+			extra = append(extra, string(name))
 		}
-	}
+	})
 	sort.Strings(extra)
 	for _, name := range extra {
 		c.problems.add("%s: in the archive but not in the manifest", trunc(name))
@@ -180,7 +179,7 @@ func (c *checker) finish() bool {
 }
 
 // compare lists the differences between a manifest entry and the member.
-func compare(e archive.Entry, s seen) []string {
+func compare(e archive.Entry, s view) []string {
 	if e.Type != s.typ {
 		return []string{fmt.Sprintf("is a %s in the archive, a %s in the manifest", s.typ, e.Type)}
 	}
@@ -189,8 +188,8 @@ func compare(e archive.Entry, s seen) []string {
 	case archive.TypeFile:
 		if e.Size != s.size {
 			d = append(d, fmt.Sprintf("size %d, manifest says %d", s.size, e.Size))
-		} else if e.SHA256 != s.sha256 {
-			d = append(d, fmt.Sprintf("content differs: sha256 %s, manifest says %s", short(s.sha256), short(e.SHA256)))
+		} else if !sameSHA256(e.SHA256, &s.sha) {
+			d = append(d, fmt.Sprintf("content differs: sha256 %s, manifest says %s", short(hex.EncodeToString(s.sha[:])), short(e.SHA256)))
 		}
 	case archive.TypeSymlink, archive.TypeHardlink:
 		if e.Link != s.link {
@@ -206,6 +205,14 @@ func compare(e archive.Entry, s seen) []string {
 		}
 	}
 	return d
+}
+
+// sameSHA256 compares a manifest's hex digest with a raw one, without
+// allocating (it runs once per file).
+func sameSHA256(hexsum string, raw *[32]byte) bool {
+	var b [64]byte
+	hex.Encode(b[:], raw[:])
+	return string(b[:]) == hexsum
 }
 
 // typeOf maps a tar type to a manifest type ("" for what drym never archives).
@@ -239,6 +246,7 @@ type Report struct {
 // the stream itself fails (decompression, tar framing, cancellation);
 // differences are Problems. onFile, when set, gets each file's size.
 func Verify(ctx context.Context, r io.Reader, onFile func(int64)) (Report, error) {
+	defer tightGC()()
 	var rep Report
 	c := newChecker(nil)
 	tr := tar.NewReader(r)
@@ -295,6 +303,24 @@ func Verify(ctx context.Context, r io.Reader, onFile func(int64)) (Report, error
 	rep.Verified = c.finish()
 	rep.Problems = c.problems
 	return rep, nil
+}
+
+// gcPercent: almost everything live in a test restore is allocated once
+// (pipe chunks, the decoder's window, the member table) and the per-file
+// garbage is small, so collecting at 10 % above the live heap costs little
+// CPU, while the default (GOGC=100, up to the runner's soft limit) let the
+// heap float to twice the live size: peak RSS then grew with the file
+// count far more than the member table did.
+const gcPercent = 10
+
+// tightGC lowers the GC target for the duration of a verify or restore (a
+// lower setting, e.g. from GOGC, is kept) and returns the undo.
+func tightGC() func() {
+	old := debug.SetGCPercent(gcPercent)
+	if old < gcPercent { // lower, or off (-1)
+		debug.SetGCPercent(old)
+	}
+	return func() { debug.SetGCPercent(old) }
 }
 
 // copyBufSize is the read size for member content.
