@@ -3,9 +3,10 @@
 // every member against the archive's manifest (test-restore), and extracts
 // archives into a directory without ever writing outside it (restore).
 //
-// Nothing is spooled to disk and memory stays bounded: decryption runs on a
-// goroutine of its own, joined to decompression by a bounded chunked pipe, so
-// the two CPU-heavy stages overlap on two cores.
+// Nothing is spooled to disk and memory stays bounded: reading (with the
+// object's SHA-256), decryption and decompression each run on a goroutine
+// of their own, joined by bounded chunked pipes to the caller's tar reader,
+// so the CPU-heavy stages spread over every core.
 package restore
 
 import (
