@@ -145,7 +145,6 @@ func flip(b []byte, i int) []byte {
 
 func itoa(n int) string { return strconv.Itoa(n) }
 
-
 // The in-place block decrypter equals the standard library's CFB decrypter
 // for every split, including splits inside a block.
 func TestCFBDecMatchesStdlib(t *testing.T) {
