@@ -184,11 +184,20 @@ func newSEIPDWriter(w io.Writer, to []*openpgp.Entity, c *packet.Config) (*seipd
 	return s, nil
 }
 
-// body appends SEIPD body bytes (already encrypted, or the version octet),
-// writing a partial chunk whenever one is full.
-func (s *seipdWriter) body(b []byte) {
+// body appends SEIPD body bytes that are not encrypted (the version octet).
+func (s *seipdWriter) body(b []byte) { s.put(b, false) }
+
+// put appends b to the SEIPD body, encrypted when encrypt is set, writing a
+// partial chunk whenever one is full.
+func (s *seipdWriter) put(b []byte, encrypt bool) {
 	for len(b) > 0 && s.err == nil {
-		n := copy(s.out[1+s.outN:], b)
+		n := min(len(b), partialSize-s.outN)
+		dst := s.out[1+s.outN : 1+s.outN+n]
+		if encrypt {
+			s.cfb.xor(dst, b[:n])
+		} else {
+			copy(dst, b[:n])
+		}
 		s.outN += n
 		b = b[n:]
 		if s.outN == partialSize {
@@ -202,17 +211,7 @@ func (s *seipdWriter) body(b []byte) {
 // plain hashes plaintext into the MDC and encrypts it straight into out.
 func (s *seipdWriter) plain(b []byte) {
 	s.mdc.Write(b)
-	for len(b) > 0 && s.err == nil {
-		n := min(len(b), partialSize-s.outN)
-		s.cfb.xor(s.out[1+s.outN:1+s.outN+n], b[:n])
-		s.outN += n
-		b = b[n:]
-		if s.outN == partialSize {
-			s.out[0] = 0xE0 | partialLog
-			_, s.err = s.w.Write(s.out)
-			s.outN = 0
-		}
-	}
+	s.put(b, true)
 }
 
 var errClosed = errors.New("crypt: write after Close")
@@ -280,7 +279,7 @@ func (s *seipdWriter) Close() error {
 	s.mdc.Write(trailer[:2])
 	copy(trailer[2:], s.mdc.Sum(nil))
 	s.mdc.Reset()
-	s.cfbOnly(trailer[:])
+	s.put(trailer[:], true) // the MDC is not hashed into itself
 	if s.err != nil {
 		return s.err
 	}
@@ -295,19 +294,4 @@ func (s *seipdWriter) Close() error {
 		return err
 	}
 	return nil
-}
-
-// cfbOnly encrypts b without hashing it (the MDC's own bytes).
-func (s *seipdWriter) cfbOnly(b []byte) {
-	for len(b) > 0 && s.err == nil {
-		n := min(len(b), partialSize-s.outN)
-		s.cfb.xor(s.out[1+s.outN:1+s.outN+n], b[:n])
-		s.outN += n
-		b = b[n:]
-		if s.outN == partialSize {
-			s.out[0] = 0xE0 | partialLog
-			_, s.err = s.w.Write(s.out)
-			s.outN = 0
-		}
-	}
 }
