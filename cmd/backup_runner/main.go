@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
-	"runtime/debug"
 	"syscall"
 	"time"
 
@@ -17,9 +16,6 @@ import (
 	"github.com/drym-backup/drym/internal/config"
 	"github.com/drym-backup/drym/internal/version"
 )
-
-// softMemoryLimit is the Go runtime's soft memory limit for the runner.
-const softMemoryLimit = 48 << 20
 
 // Exit codes (DESIGN §4).
 const (
@@ -98,14 +94,6 @@ func run(argv []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "backup_runner:", err)
 		p.WriteUsageForSubcommand(stderr, p.SubcommandNames()...)
 		return exitUsage
-	}
-	// Jobs stream through fixed buffers, so most of the heap is short-lived
-	// garbage; a soft limit makes the GC collect it before the heap doubles,
-	// which keeps RSS under 64 MiB without a measurable cost. GOMEMLIMIT
-	// overrides it; a run whose live data exceeds it (millions of files)
-	// just collects more often.
-	if os.Getenv("GOMEMLIMIT") == "" {
-		debug.SetMemoryLimit(softMemoryLimit)
 	}
 	level := slog.LevelWarn
 	if a.Verbose {
