@@ -60,28 +60,25 @@ type Manifest struct {
 	Entries []Entry   `json:"entries"`
 }
 
-// ParseManifest decodes and validates a manifest: known version, clean
-// relative paths, known types, no duplicate paths.
+// ParseManifest decodes and validates a whole manifest: known version,
+// clean relative paths, known types, no duplicate paths. It is
+// DecodeManifest keeping the entries.
 func ParseManifest(r io.Reader) (*Manifest, error) {
-	var m Manifest
-	dec := json.NewDecoder(io.LimitReader(r, MaxManifestSize))
-	if err := dec.Decode(&m); err != nil {
-		return nil, fmt.Errorf("manifest: %w", err)
-	}
-	if m.Version != ManifestVersion {
-		return nil, fmt.Errorf("manifest: unknown version %d (this drym reads %d)", m.Version, ManifestVersion)
-	}
-	seen := make(map[string]struct{}, len(m.Entries))
-	for i, e := range m.Entries {
-		if err := checkEntry(e); err != nil {
-			return nil, fmt.Errorf("manifest entry %d: %w", i, err)
-		}
+	var entries []Entry
+	seen := map[string]struct{}{}
+	m, err := DecodeManifest(r, func(e Entry) error {
 		if _, dup := seen[e.Path]; dup {
-			return nil, fmt.Errorf("manifest: %q listed twice", e.Path)
+			return fmt.Errorf("%q listed twice", e.Path)
 		}
 		seen[e.Path] = struct{}{}
+		entries = append(entries, e)
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
-	return &m, nil
+	m.Entries = entries
+	return m, nil
 }
 
 // CheckName refuses member names that are not clean relative paths: empty,
@@ -164,8 +161,15 @@ func DecodeManifest(r io.Reader, fn func(Entry) error) (*Manifest, error) {
 }
 
 func decodeEntries(dec *json.Decoder, fn func(Entry) error) error {
-	if err := expectDelim(dec, '['); err != nil {
+	tok, err := dec.Token()
+	if err != nil {
 		return err
+	}
+	if tok == nil {
+		return nil // "entries": null, an empty list as encoding/json writes it
+	}
+	if d, ok := tok.(json.Delim); !ok || d != '[' {
+		return fmt.Errorf("entries: expected a list, found %v", tok)
 	}
 	for i := 0; dec.More(); i++ {
 		var e Entry

@@ -9,6 +9,7 @@ import (
 )
 
 var manifestSeeds = []string{
+	`{"version":1,"entries":[]}`, // an empty list round-trips through encoding/json as null
 	`{"version":1,"host":"web1","created":"2026-01-02T03:04:05Z","sources":["/etc"],"entries":[
 {"path":"etc","type":"dir","mode":"0755","mtime":"2026-01-02T03:04:05Z"},
 {"path":"etc/hosts","type":"file","size":12,"sha256":"` + strings.Repeat("ab", 32) + `","mode":"0644","mtime":"2026-01-02T03:04:05Z"},
