@@ -13,6 +13,7 @@ import (
 	"github.com/drym-backup/drym/internal/crypt"
 	"github.com/drym-backup/drym/internal/status"
 	"github.com/drym-backup/drym/internal/store"
+	"github.com/drym-backup/drym/internal/units"
 	"github.com/drym-backup/drym/internal/version"
 )
 
@@ -75,7 +76,7 @@ func (c *backupCmd) run(ctx context.Context, a *app) int {
 		return a.fail(exitFailure, "backup failed: %s", st.Error)
 	}
 	a.printf("backup ok: %s/%s/%s: %d files, %s in, %s stored, %d warnings, %s\n",
-		cfg.Destination.URL, cfg.Host, st.Object, st.Files, humanBytes(st.BytesIn), humanBytes(st.BytesOut),
+		cfg.Destination.URL, cfg.Host, st.Object, st.Files, units.Bytes(st.BytesIn), units.Bytes(st.BytesOut),
 		st.Warnings, st.Duration().Round(1e7))
 	for _, w := range st.WarningList {
 		a.printf("  warning: %s\n", w)
@@ -134,17 +135,4 @@ func oneLine(s string) string {
 		}
 	}
 	return s
-}
-
-func humanBytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }

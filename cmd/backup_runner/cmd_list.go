@@ -10,6 +10,7 @@ import (
 	"github.com/drym-backup/drym/internal/backup"
 	"github.com/drym-backup/drym/internal/status"
 	"github.com/drym-backup/drym/internal/store"
+	"github.com/drym-backup/drym/internal/units"
 )
 
 type listCmd struct {
@@ -54,7 +55,7 @@ func (c *listCmd) run(ctx context.Context, a *app) int {
 		return exitOK
 	}
 	for _, i := range items {
-		a.printf("%s  %10s  %s\n", i.Time.Format(time.RFC3339), humanBytes(i.Size), i.Name)
+		a.printf("%s  %10s  %s\n", i.Time.Format(time.RFC3339), units.Bytes(i.Size), i.Name)
 	}
 	return exitOK
 }
@@ -98,7 +99,7 @@ func (c *statusCmd) run(ctx context.Context, a *app) int {
 		a.printf("backup:       %s, %s ago (%s)\n", describe(b.Common), ago(now, b.Common), b.Destination)
 		if b.Object != "" {
 			a.printf("              %s: %d files, %s in, %s stored, %d warnings, sha256 %s\n",
-				b.Object, b.Files, humanBytes(b.BytesIn), humanBytes(b.BytesOut), b.Warnings, short(b.SHA256))
+				b.Object, b.Files, units.Bytes(b.BytesIn), units.Bytes(b.BytesOut), b.Warnings, short(b.SHA256))
 		}
 		if b.State != status.OK && b.LastSuccess != nil {
 			a.printf("              last success %s ago: %s\n", now.Sub(b.LastSuccess.Finished).Round(time.Second), b.LastSuccess.Object)
@@ -108,7 +109,7 @@ func (c *statusCmd) run(ctx context.Context, a *app) int {
 		a.printf("test-restore: %v\n", terr)
 	} else {
 		a.printf("test-restore: %s, %s ago: %s (%d files, %s verified)\n", describe(tr.Common), ago(now, tr.Common),
-			tr.Backup, tr.Files, humanBytes(tr.Bytes))
+			tr.Backup, tr.Files, units.Bytes(tr.Bytes))
 		for _, m := range tr.Mismatches {
 			a.printf("              mismatch: %s\n", m)
 		}

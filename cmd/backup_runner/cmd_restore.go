@@ -6,6 +6,7 @@ import (
 	"os"
 
 	"github.com/drym-backup/drym/internal/restore"
+	"github.com/drym-backup/drym/internal/units"
 )
 
 type restoreCmd struct {
@@ -71,7 +72,7 @@ func (c *restoreCmd) run(ctx context.Context, a *app) int {
 		verdict = fmt.Sprintf("%d MISMATCHES with the manifest", rep.Mismatches.Count)
 	}
 	a.printf("restored %s into %s: %d files (%s), %d directories, %d symlinks, %d hard links; %s; %d not restored\n",
-		ob.name, c.To, rep.Files, humanBytes(rep.Bytes), rep.Dirs, rep.Symlinks, rep.Hardlinks, verdict, rep.Refused.Count)
+		ob.name, c.To, rep.Files, units.Bytes(rep.Bytes), rep.Dirs, rep.Symlinks, rep.Hardlinks, verdict, rep.Refused.Count)
 	if failed {
 		return exitFailure
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/drym-backup/drym/internal/restore"
 	"github.com/drym-backup/drym/internal/status"
 	"github.com/drym-backup/drym/internal/store"
+	"github.com/drym-backup/drym/internal/units"
 	"github.com/drym-backup/drym/internal/version"
 )
 
@@ -70,7 +71,7 @@ func (c *testRestoreCmd) run(ctx context.Context, a *app) int {
 		return a.fail(exitFailure, "test-restore failed: %s", st.Error)
 	}
 	a.printf("test-restore ok: %s/%s/%s: %d files, %s verified against the manifest, object sha256 %s, %s\n",
-		cfg.Destination.URL, cfg.Host, st.Backup, st.Files, humanBytes(st.Bytes), checked(st.SHA256Checked),
+		cfg.Destination.URL, cfg.Host, st.Backup, st.Files, units.Bytes(st.Bytes), checked(st.SHA256Checked),
 		st.Duration().Round(1e7))
 	return exitOK
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/drym-backup/drym/internal/config"
 	"github.com/drym-backup/drym/internal/status"
+	"github.com/drym-backup/drym/internal/units"
 )
 
 // progress reports a job's progress on a terminal. It is silent unless
@@ -131,7 +132,7 @@ func (p *progress) draw(w io.Writer) {
 }
 
 func (p *progress) describe() string {
-	d := fmt.Sprintf("%s: %d files, %s %s", p.label, p.files.Load(), humanBytes(p.in.Load()), p.inVerb)
+	d := fmt.Sprintf("%s: %d files, %s %s", p.label, p.files.Load(), units.Bytes(p.in.Load()), p.inVerb)
 	if eta, pct, ok := p.eta(time.Since(p.start)); ok {
 		d += fmt.Sprintf(", %d%% ETA %s", pct, eta)
 	}

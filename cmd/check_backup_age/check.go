@@ -15,6 +15,7 @@ import (
 	"github.com/drym-backup/drym/internal/plugin"
 	"github.com/drym-backup/drym/internal/status"
 	"github.com/drym-backup/drym/internal/store"
+	"github.com/drym-backup/drym/internal/units"
 )
 
 // facts is everything gather found; evaluate judges it without I/O.
@@ -179,7 +180,7 @@ func evaluate(f facts, a args, now time.Time) plugin.Result {
 
 	age := max(now.Sub(run.Finished), 0)
 	r.Addf("last success: %s, object %s", run.Finished.UTC().Format(time.RFC3339), run.Object)
-	r.Addf("size: %s stored, %s of data, %d files", plugin.HumanBytes(run.BytesOut), plugin.HumanBytes(run.BytesIn), run.Files)
+	r.Addf("size: %s stored, %s of data, %d files", units.Bytes(run.BytesOut), units.Bytes(run.BytesIn), run.Files)
 	if run.SHA256 != "" {
 		r.Addf("sha256: %s", run.SHA256)
 	}
@@ -212,9 +213,9 @@ func evaluate(f facts, a args, now time.Time) plugin.Result {
 		cur, old := dataSize(*run), dataSize(*prev)
 		if old > 0 && float64(cur) < float64(old)*(1-float64(a.ShrinkWarning)/100) {
 			r.Raise(plugin.Warning, fmt.Sprintf("backup shrank %.0f%% since the previous one (%s → %s of data, over --shrink-warning %s): were sources deleted or excluded? compare with backup_runner list",
-				100*(1-float64(cur)/float64(old)), plugin.HumanBytes(old), plugin.HumanBytes(cur), a.ShrinkWarning))
+				100*(1-float64(cur)/float64(old)), units.Bytes(old), units.Bytes(cur), a.ShrinkWarning))
 		}
-		r.Addf("previous backup: %s, %s of data, %d files", prev.Finished.UTC().Format(time.RFC3339), plugin.HumanBytes(dataSize(*prev)), prev.Files)
+		r.Addf("previous backup: %s, %s of data, %d files", prev.Finished.UTC().Format(time.RFC3339), units.Bytes(dataSize(*prev)), prev.Files)
 	}
 
 	if f.Remote != nil {
@@ -228,7 +229,7 @@ func evaluate(f facts, a args, now time.Time) plugin.Result {
 			running = fmt.Sprintf("; a backup is running (pid %d, for %s)", b.PID, ago(b.Started))
 		}
 		r.Summary = fmt.Sprintf("last backup %s ago: %s in %d files, took %s, to %s%s",
-			ago(run.Finished), plugin.HumanBytes(run.BytesOut), run.Files, plugin.HumanDuration(dur), b.Destination, running)
+			ago(run.Finished), units.Bytes(run.BytesOut), run.Files, plugin.HumanDuration(dur), b.Destination, running)
 	}
 	r.Addf("thresholds: -w %s -c %s --max-runtime %s --shrink-warning %s", a.Warning, a.Critical, a.MaxRuntime, a.ShrinkWarning)
 	r.Addf("status file: %s (host %s, drym %s)", f.Path, b.Host, b.Version)

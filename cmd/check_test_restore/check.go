@@ -9,6 +9,7 @@ import (
 
 	"github.com/drym-backup/drym/internal/plugin"
 	"github.com/drym-backup/drym/internal/status"
+	"github.com/drym-backup/drym/internal/units"
 )
 
 // facts is everything gather found; evaluate judges it without I/O.
@@ -151,10 +152,10 @@ func evaluate(f facts, a args, now time.Time) plugin.Result {
 			made = fmt.Sprintf(" (then %s old)", plugin.HumanDuration(backupAge.Round(time.Second)))
 		}
 		r.Summary = fmt.Sprintf("test restore %s ago verified %d files (%s) of backup %s%s, took %s",
-			ago(last), tr.Files, plugin.HumanBytes(tr.Bytes), shortName(tr.Backup), made, plugin.HumanDuration(dur.Round(time.Second)))
+			ago(last), tr.Files, units.Bytes(tr.Bytes), shortName(tr.Backup), made, plugin.HumanDuration(dur.Round(time.Second)))
 	}
 	r.Addf("backup: %s from %s (made %s)", tr.Backup, tr.Destination, stamp(tr.BackupTime))
-	r.Addf("verified: %d files, %s; object %s, sha256 %s", tr.Files, plugin.HumanBytes(tr.Bytes), plugin.HumanBytes(tr.ObjectBytes),
+	r.Addf("verified: %d files, %s; object %s, sha256 %s", tr.Files, units.Bytes(tr.Bytes), units.Bytes(tr.ObjectBytes),
 		map[bool]string{true: "checked", false: "not checked"}[tr.SHA256Checked])
 	if tr.Fingerprint != "" {
 		r.Addf("decrypted with key %s", tr.Fingerprint)

@@ -350,18 +350,3 @@ func HumanDuration(d time.Duration) string {
 	}
 	return "0s"
 }
-
-// HumanBytes renders n in binary units: "512 B", "1.5 KiB", "1.2 GiB".
-func HumanBytes(n int64) string {
-	if n < 1024 {
-		return fmt.Sprintf("%d B", n)
-	}
-	v := float64(n)
-	for _, u := range []string{"KiB", "MiB", "GiB", "TiB", "PiB"} {
-		v /= 1024
-		if v < 1024 || u == "PiB" {
-			return fmt.Sprintf("%.1f %s", v, u)
-		}
-	}
-	return fmt.Sprintf("%d B", n)
-}
