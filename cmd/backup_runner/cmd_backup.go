@@ -48,13 +48,7 @@ func (c *backupCmd) run(ctx context.Context, a *app) int {
 	}
 
 	res, err := c.backup(ctx, a, cfg, st)
-	st.Finished = a.now().UTC()
-	if err != nil {
-		err = interrupted(ctx, err)
-		st.State, st.Error = status.Failed, oneLine(err.Error())
-	} else {
-		st.State = status.OK
-	}
+	err = a.endJob(ctx, &st.Common, err)
 	if res != nil {
 		st.Object, st.BytesOut, st.SHA256 = res.Name, res.BytesOut, res.SHA256
 		st.BytesIn, st.Files, st.Dirs, st.Symlinks = res.Stats.BytesIn, res.Stats.Files, res.Stats.Dirs, res.Stats.Symlinks

@@ -48,12 +48,7 @@ func shipEscrow(ctx context.Context, a *app, cfg *config.Config) int {
 		return a.fail(exitFailure, "%v", err)
 	}
 	res, err := doEscrow(ctx, a, cfg, st)
-	st.Finished = a.now().UTC()
-	if err != nil {
-		err = interrupted(ctx, err)
-		st.State, st.Error = status.Failed, oneLine(err.Error())
-	} else {
-		st.State = status.OK
+	if err = a.endJob(ctx, &st.Common, err); err == nil {
 		st.Zip, st.SHA256, st.AlreadyShipped = res.Name, res.SHA256, res.Already
 	}
 	if werr := status.Write(path, st); werr != nil {

@@ -53,11 +53,7 @@ func (c *testRestoreCmd) run(ctx context.Context, a *app) int {
 	}
 
 	err = c.test(ctx, a, cfg, st)
-	st.Finished = a.now().UTC()
-	if err != nil {
-		st.State, st.Error = status.Failed, oneLine(interrupted(ctx, err).Error())
-	} else {
-		st.State = status.OK
+	if err = a.endJob(ctx, &st.Common, err); err == nil {
 		st.LastSuccess = st.Finished
 	}
 	if werr := status.Write(path, st); werr != nil {

@@ -14,6 +14,7 @@ import (
 	"github.com/alexflint/go-arg"
 
 	"github.com/drym-backup/drym/internal/config"
+	"github.com/drym-backup/drym/internal/status"
 	"github.com/drym-backup/drym/internal/version"
 )
 
@@ -149,6 +150,20 @@ func (a *app) fail(code int, format string, args ...any) int {
 // printf writes progress and results unless -q.
 func (a *app) printf(format string, args ...any) {
 	fmt.Fprintf(a.stdout, format, args...)
+}
+
+// endJob records in c how a job ended: its finish time, and ok or failed
+// with the error on one line (a signal reads "interrupted"). It returns the
+// error as recorded.
+func (a *app) endJob(ctx context.Context, c *status.Common, err error) error {
+	c.Finished = a.now().UTC()
+	if err == nil {
+		c.State = status.OK
+		return nil
+	}
+	err = interrupted(ctx, err)
+	c.State, c.Error = status.Failed, oneLine(err.Error())
+	return err
 }
 
 // interrupted turns a context cancellation by a signal into the words the
