@@ -107,26 +107,8 @@ func TestKeyFiles(t *testing.T) {
 // gpg 2.2 (Debian) must decrypt what drym writes with nothing but the
 // exported host key, and drym must decrypt what gpg writes to it.
 func TestGPGInterop(t *testing.T) {
-	gpg := testutil.Need(t, "gpg")
-	dir := t.TempDir()
-	home := filepath.Join(dir, "gnupg")
-	os.Mkdir(home, 0o700)
 	e, _ := Generate("web1")
-	sec, pub := filepath.Join(dir, "k.asc"), filepath.Join(dir, "k.pub.asc")
-	if err := WriteKeyFiles(e, sec, pub); err != nil {
-		t.Fatal(err)
-	}
-	run := func(stdin []byte, args ...string) []byte {
-		cmd := exec.Command(gpg, append([]string{"--batch", "--quiet", "--homedir", home, "--trust-model", "always"}, args...)...)
-		cmd.Stdin = bytes.NewReader(stdin)
-		var out, stderr bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &out, &stderr
-		if err := cmd.Run(); err != nil {
-			t.Fatalf("gpg %v: %v\n%s", args, err, stderr.String())
-		}
-		return out.Bytes()
-	}
-	run(nil, "--import", sec)
+	run := gpgQuiet(gpgHome(t, t.TempDir(), e))
 	plain := make([]byte, 1<<20)
 	rand.Read(plain)
 	if got := run(encrypt(t, plain, e), "--decrypt"); !bytes.Equal(got, plain) {
@@ -135,5 +117,38 @@ func TestGPGInterop(t *testing.T) {
 	fromGPG := run(plain, "--encrypt", "-z", "0", "--recipient", Fingerprint(e))
 	if got, err := decryptAll(fromGPG, e); err != nil || !bytes.Equal(got, plain) {
 		t.Fatalf("decrypt gpg's message: %v", err)
+	}
+}
+
+// gpgHome makes an empty GNUPGHOME holding e's secret key (its files written
+// under dir) and returns a runner of gpg in it that fails the test on error.
+func gpgHome(t *testing.T, dir string, e *openpgpEntity) func(stdin []byte, args ...string) (stdout []byte, stderr string) {
+	t.Helper()
+	gpg := testutil.Need(t, "gpg")
+	home := filepath.Join(dir, "gnupg")
+	os.Mkdir(home, 0o700)
+	sec, pub := filepath.Join(dir, "k.asc"), filepath.Join(dir, "k.pub.asc")
+	if err := WriteKeyFiles(e, sec, pub); err != nil {
+		t.Fatal(err)
+	}
+	run := func(stdin []byte, args ...string) ([]byte, string) {
+		cmd := exec.Command(gpg, append([]string{"--batch", "--homedir", home, "--trust-model", "always"}, args...)...)
+		cmd.Stdin = bytes.NewReader(stdin)
+		var out, stderr bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &stderr
+		if err := cmd.Run(); err != nil {
+			t.Fatalf("gpg %v: %v\n%s", args, err, stderr.String())
+		}
+		return out.Bytes(), stderr.String()
+	}
+	run(nil, "--quiet", "--import", sec)
+	return run
+}
+
+// gpgQuiet adapts a gpgHome runner to print nothing but the output.
+func gpgQuiet(run func([]byte, ...string) ([]byte, string)) func(stdin []byte, args ...string) []byte {
+	return func(stdin []byte, args ...string) []byte {
+		out, _ := run(stdin, append([]string{"--quiet"}, args...)...)
+		return out
 	}
 }

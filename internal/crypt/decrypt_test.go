@@ -8,15 +8,10 @@ import (
 	"crypto/sha1"
 	"errors"
 	"io"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 	"testing/iotest"
-
-	"github.com/drym-backup/drym/internal/testutil"
 )
 
 // rawSEIPD is a SEIPDv1 body (without packet framing) built with the
@@ -173,27 +168,9 @@ func TestCFBDecMatchesStdlib(t *testing.T) {
 // stdin in partial chunks), a compressed inner packet (gpg's default), and
 // a flipped byte or a cut anywhere is an integrity error.
 func TestFastPathGPG(t *testing.T) {
-	gpg := testutil.Need(t, "gpg")
-	dir := t.TempDir()
-	home := filepath.Join(dir, "gnupg")
-	os.Mkdir(home, 0o700)
 	e, _ := Generate("web1")
 	other, _ := Generate("other")
-	sec, pub := filepath.Join(dir, "k.asc"), filepath.Join(dir, "k.pub.asc")
-	if err := WriteKeyFiles(e, sec, pub); err != nil {
-		t.Fatal(err)
-	}
-	run := func(stdin []byte, args ...string) []byte {
-		cmd := exec.Command(gpg, append([]string{"--batch", "--quiet", "--homedir", home, "--trust-model", "always"}, args...)...)
-		cmd.Stdin = bytes.NewReader(stdin)
-		var out, stderr bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &out, &stderr
-		if err := cmd.Run(); err != nil {
-			t.Fatalf("gpg %v: %v\n%s", args, err, stderr.String())
-		}
-		return out.Bytes()
-	}
-	run(nil, "--import", sec)
+	run := gpgQuiet(gpgHome(t, t.TempDir(), e))
 	// Half random, half text: compression has something to do.
 	plain := make([]byte, 5<<20)
 	rand.Read(plain[:len(plain)/2])

@@ -6,15 +6,10 @@ import (
 	"crypto/cipher"
 	"crypto/rand"
 	"io"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/ProtonMail/go-crypto/openpgp"
-
-	"github.com/drym-backup/drym/internal/testutil"
 )
 
 // The fast CFB must equal the standard library's CFB for every split of the
@@ -101,27 +96,9 @@ func TestSEIPDCipherChoice(t *testing.T) {
 // boundaries, with two recipients, and describes the packets as the ones
 // go-crypto writes: PKESK v3, SEIPD v1 with MDC, binary literal data.
 func TestSEIPDGPG(t *testing.T) {
-	gpg := testutil.Need(t, "gpg")
-	dir := t.TempDir()
-	home := filepath.Join(dir, "gnupg")
-	os.Mkdir(home, 0o700)
 	e, _ := Generate("web1")
 	team, _ := Generate("team")
-	sec, pub := filepath.Join(dir, "k.asc"), filepath.Join(dir, "k.pub.asc")
-	if err := WriteKeyFiles(e, sec, pub); err != nil {
-		t.Fatal(err)
-	}
-	gpgRun := func(stdin []byte, args ...string) ([]byte, string) {
-		cmd := exec.Command(gpg, append([]string{"--batch", "--homedir", home, "--trust-model", "always"}, args...)...)
-		cmd.Stdin = bytes.NewReader(stdin)
-		var out, stderr bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &out, &stderr
-		if err := cmd.Run(); err != nil {
-			t.Fatalf("gpg %v: %v\n%s", args, err, stderr.String())
-		}
-		return out.Bytes(), stderr.String()
-	}
-	gpgRun(nil, "--quiet", "--import", sec)
+	gpgRun := gpgHome(t, t.TempDir(), e)
 	data := make([]byte, 2*partialSize+10)
 	rand.Read(data)
 	for _, size := range []int{0, 100, partialSize - 6, partialSize, 2*partialSize + 10} {
