@@ -267,18 +267,20 @@ func evaluate(f facts, a args, now time.Time) plugin.Result {
 		}
 	}
 
-	// Damaged or future-dated status files are doubt, and doubt is never OK.
+	// Damaged or future-dated status files are doubt, and doubt is never OK;
+	// plugin.StatusError words them as the other checks do.
+	raise := func(res plugin.Result) { r.Raise(res.State, res.Summary) }
 	if f.EscrowErr != nil {
-		r.Raise(plugin.Unknown, fmt.Sprintf("cannot read the escrow status: %v (%s to rewrite it)", f.EscrowErr, fixEscrow))
+		raise(plugin.StatusError(f.EscrowErr, "", fixEscrow))
 	}
 	if f.EscrowRun != nil {
 		if err := status.CheckClock(f.EscrowRun.Common, now); err != nil {
-			r.Raise(plugin.Unknown, fmt.Sprintf("escrow status: %v; fix the clock, then %s", err, fixEscrow))
+			raise(plugin.StatusError(fmt.Errorf("%s: %w", status.EscrowFile, err), "", fixEscrow))
 		}
 	}
 	if f.BackupRun != nil {
 		if err := status.CheckClock(f.BackupRun.Common, now); err != nil {
-			r.Raise(plugin.Unknown, fmt.Sprintf("backup status: %v; fix the clock, then run backup_runner backup", err))
+			raise(plugin.StatusError(fmt.Errorf("%s: %w", status.BackupFile, err), "", "run backup_runner backup"))
 		}
 	}
 
