@@ -152,20 +152,14 @@ func openBackup(ctx context.Context, a *app, cfg *config.Config, which string) (
 // backup name in the store; a name may be given bare or as <host>/<name>.
 func resolveBackup(ctx context.Context, s store.Store, host, which string) (string, error) {
 	if which == "" || which == "latest" {
-		var last string
-		err := s.List(ctx, "", func(i store.Info) error {
-			if backup.IsName(i.Name) {
-				last = i.Name
-			}
-			return nil
-		})
+		last, err := store.Latest(ctx, s, backup.IsName)
+		if errors.Is(err, store.ErrNotFound) {
+			return "", fmt.Errorf("no backups in %s: run backup_runner backup first", s)
+		}
 		if err != nil {
 			return "", fmt.Errorf("cannot list %s: %w", s, err)
 		}
-		if last == "" {
-			return "", fmt.Errorf("no backups in %s: run backup_runner backup first", s)
-		}
-		return last, nil
+		return last.Name, nil
 	}
 	name := strings.TrimPrefix(which, host+"/")
 	if !backup.IsName(name) {

@@ -80,12 +80,13 @@ func Open(ctx context.Context, remote config.Remote, sub string, access Access) 
 	return nil, fmt.Errorf("unsupported store %q", remote.URL)
 }
 
-// Latest returns the newest object whose name ends in suffix, or ErrNotFound.
-func Latest(ctx context.Context, s Store, suffix string) (Info, error) {
+// Latest returns the last object, in name order, whose name match accepts
+// (for time-prefixed backup names: the newest), or ErrNotFound.
+func Latest(ctx context.Context, s Store, match func(name string) bool) (Info, error) {
 	var last Info
 	found := false
 	err := s.List(ctx, "", func(i Info) error {
-		if strings.HasSuffix(i.Name, suffix) {
+		if match(i.Name) {
 			last, found = i, true
 		}
 		return nil
@@ -94,7 +95,7 @@ func Latest(ctx context.Context, s Store, suffix string) (Info, error) {
 		return Info{}, err
 	}
 	if !found {
-		return Info{}, fmt.Errorf("%s: no *%s: %w", s, suffix, ErrNotFound)
+		return Info{}, fmt.Errorf("%s: %w", s, ErrNotFound)
 	}
 	return last, nil
 }

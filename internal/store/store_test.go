@@ -73,7 +73,7 @@ func suite(t *testing.T, w, r store.Store, small bool) {
 	if _, err := w.Put(ctx, "../escape", strings.NewReader("x")); err == nil {
 		t.Fatal("put ../escape accepted")
 	}
-	latest, err := store.Latest(ctx, r, "")
+	latest, err := store.Latest(ctx, r, func(string) bool { return true })
 	if err != nil || latest.Name != names[len(names)-1] {
 		t.Fatalf("latest: %v %v", latest, err)
 	}
