@@ -89,6 +89,16 @@ func Binary(t testing.TB, name string) string {
 	return out
 }
 
+// RemoveBinaries deletes what Binary built (call it from TestMain).
+func RemoveBinaries() {
+	binMu.Lock()
+	defer binMu.Unlock()
+	if binDir != "" {
+		os.RemoveAll(binDir)
+		binDir, built = "", map[string]string{}
+	}
+}
+
 var (
 	binMu  sync.Mutex
 	binDir string

@@ -44,45 +44,8 @@ func TestMain(m *testing.M) {
 	if bigDir != "" {
 		os.RemoveAll(bigDir)
 	}
-	if binDir != "" {
-		os.RemoveAll(binDir)
-	}
+	testutil.RemoveBinaries()
 	os.Exit(code)
-}
-
-var (
-	binMu   sync.Mutex
-	binDir  string
-	binPath = map[string]string{}
-)
-
-// binary returns a drym binary: $DRYM_BIN's (make test) or, without make,
-// one built once for the whole package rather than once per test.
-func binary(t *testing.T, name string) string {
-	t.Helper()
-	if os.Getenv("DRYM_BIN") != "" {
-		return testutil.Binary(t, name)
-	}
-	binMu.Lock()
-	defer binMu.Unlock()
-	if p, ok := binPath[name]; ok {
-		return p
-	}
-	if binDir == "" {
-		d, err := os.MkdirTemp("", "drym-faults-bin-")
-		if err != nil {
-			t.Fatal(err)
-		}
-		binDir = d
-	}
-	out := filepath.Join(binDir, name)
-	cmd := exec.Command("go", "build", "-o", out, "./cmd/"+name)
-	cmd.Dir = testutil.RepoRoot(t)
-	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build %s: %v\n%s", name, err, b)
-	}
-	binPath[name] = out
-	return out
 }
 
 // bigSource returns a directory holding bigSize bytes of random data and a
@@ -151,7 +114,7 @@ func newEnv(t *testing.T, dest config.Remote, environ []string, sources ...strin
 	dir := t.TempDir()
 	e := &env{
 		t: t, dir: dir, cfgPath: filepath.Join(dir, "etc", "drym.toml"),
-		runner: binary(t, "backup_runner"), stateDir: filepath.Join(dir, "state"),
+		runner: testutil.Binary(t, "backup_runner"), stateDir: filepath.Join(dir, "state"),
 	}
 	if environ == nil {
 		environ = cleanEnv()
@@ -372,7 +335,7 @@ func checkBinary(t *testing.T, name string) string {
 		}
 		t.Skipf("cmd/%s not written yet", name)
 	}
-	return binary(t, name)
+	return testutil.Binary(t, name)
 }
 
 // wantState fails unless a check's output starts with state and its exit

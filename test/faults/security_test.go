@@ -28,7 +28,7 @@ func TestSecretKeyMode(t *testing.T) {
 	cfgPath := filepath.Join(dir, "etc", "drym.toml")
 	key := filepath.Join(dir, "etc", "host-key.asc")
 	trace := filepath.Join(dir, "strace.log")
-	runner := binary(t, "backup_runner")
+	runner := testutil.Binary(t, "backup_runner")
 	cmd := exec.Command("sh", "-c", `umask 000 && exec "$@"`, "sh",
 		strace, "-f", "-qq", "-e", "trace=open,openat,openat2,creat,chmod,fchmod,fchmodat", "-o", trace,
 		runner, "--config", cfgPath, "init", "--source", smallSource(t), "--dest", dest.URL,
@@ -172,7 +172,7 @@ func TestConfigRefusesCredentials(t *testing.T) {
 			if err := os.WriteFile(path, []byte(body), 0o644); err != nil {
 				t.Fatal(err)
 			}
-			p := startProc(t, cleanEnv(), binary(t, "backup_runner"), "--config", path, "backup")
+			p := startProc(t, cleanEnv(), testutil.Binary(t, "backup_runner"), "--config", path, "backup")
 			r := p.wait(30e9)
 			if r.code != 2 {
 				t.Fatalf("backup_runner: want exit 2 (settings error), got %d\n%s", r.code, r.stderr)
