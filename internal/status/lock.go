@@ -59,10 +59,9 @@ func (l *Lock) Unlock() error {
 	return err
 }
 
-// processAlive: kill(pid, 0) tells whether the pid exists; to guard against
-// the pid having been reused by an unrelated process after the runner died
-// (a reboot makes that likely), a process that started after the recorded
-// start of the job is not the job.
+// processAlive: kill(pid, 0) tells whether the pid exists. EPERM means it
+// exists but belongs to someone else (the check runs as nagios, the runner
+// as root).
 func processAlive(pid int) bool {
 	if pid <= 0 {
 		return false
@@ -72,7 +71,9 @@ func processAlive(pid int) bool {
 }
 
 // JobAlive reports whether the process pid is alive and old enough to be the
-// run that started at started.
+// run that started at started: it is how a check tells a running job from one
+// whose runner died (SIGKILL, OOM, reboot). A process that started after the
+// job did is an unrelated one that reused the pid (a reboot makes that likely).
 func JobAlive(pid int, started time.Time) bool {
 	if !processAlive(pid) {
 		return false

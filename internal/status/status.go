@@ -343,11 +343,3 @@ func AddHistory(history []BackupRun, run BackupRun) []BackupRun {
 	}
 	return out
 }
-
-// ProcessAlive reports whether a process with pid exists. It is how a check
-// tells a running job from one whose runner died (SIGKILL, OOM, reboot).
-// EPERM means the process exists but belongs to someone else (the check runs
-// as nagios, the runner as root).
-func ProcessAlive(pid int) bool {
-	return processAlive(pid)
-}
