@@ -198,13 +198,6 @@ var ErrIntegrity = errors.New("integrity check failed: the backup object was mod
 // ErrNoKey means none of the keys given can decrypt the message.
 var ErrNoKey = errors.New("not encrypted to this host's key")
 
-// errKeyIncorrect is go-crypto's "no key decrypts this" error.
-var errKeyIncorrect = pgperrors.ErrKeyIncorrect
-
-// recipientIDs cannot be recovered after ReadMessage consumed the packets;
-// keep the message short and honest instead.
-func recipientIDs(io.Reader) string { return "another key" }
-
 type verifyingReader struct {
 	r  io.Reader
 	md *openpgp.MessageDetails

@@ -31,6 +31,7 @@ import (
 	"strings"
 
 	"github.com/ProtonMail/go-crypto/openpgp"
+	pgperrors "github.com/ProtonMail/go-crypto/openpgp/errors"
 	"github.com/ProtonMail/go-crypto/openpgp/packet"
 )
 
@@ -401,8 +402,9 @@ func xor16(b []byte, ks *[16]byte) {
 func decryptGoCrypto(r io.Reader, keys openpgp.EntityList) (io.Reader, error) {
 	md, err := openpgp.ReadMessage(r, keys, nil, config())
 	if err != nil {
-		if errors.Is(err, errKeyIncorrect) {
-			return nil, fmt.Errorf("%w (the object is for key(s) %s)", ErrNoKey, recipientIDs(r))
+		if errors.Is(err, pgperrors.ErrKeyIncorrect) {
+			// ReadMessage consumed the key packets: their IDs are gone.
+			return nil, fmt.Errorf("%w (the object is for another key)", ErrNoKey)
 		}
 		return nil, fmt.Errorf("cannot decrypt: %s", classify(err))
 	}
