@@ -141,20 +141,29 @@ func (p *Pipe) CloseWrite(err error) {
 	}
 }
 
+// next recycles the drained chunk and waits for the next one; at the end of
+// the stream it returns the writer's error (io.EOF for a clean end).
+func (p *Pipe) next() error {
+	if p.rcur != nil {
+		p.free <- p.rcur[:0]
+		p.rcur = nil
+	}
+	c, ok := <-p.full
+	if !ok {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		return p.werr
+	}
+	p.rcur, p.roff = c, 0
+	return nil
+}
+
 // Read returns buffered data, blocking until a chunk is ready.
 func (p *Pipe) Read(b []byte) (int, error) {
 	if p.rcur == nil || p.roff == len(p.rcur) {
-		if p.rcur != nil {
-			p.free <- p.rcur[:0]
-			p.rcur = nil
+		if err := p.next(); err != nil {
+			return 0, err
 		}
-		c, ok := <-p.full
-		if !ok {
-			p.mu.Lock()
-			defer p.mu.Unlock()
-			return 0, p.werr
-		}
-		p.rcur, p.roff = c, 0
 	}
 	n := copy(b, p.rcur[p.roff:])
 	p.roff += n
@@ -173,20 +182,11 @@ func (p *Pipe) WriteTo(w io.Writer) (int64, error) {
 				return n, err
 			}
 		}
-		if p.rcur != nil {
-			p.free <- p.rcur[:0]
-			p.rcur = nil
+		if err := p.next(); err == io.EOF {
+			return n, nil
+		} else if err != nil {
+			return n, err
 		}
-		c, ok := <-p.full
-		if !ok {
-			p.mu.Lock()
-			defer p.mu.Unlock()
-			if p.werr == io.EOF {
-				return n, nil
-			}
-			return n, p.werr
-		}
-		p.rcur, p.roff = c, 0
 	}
 }
 
