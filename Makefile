@@ -66,7 +66,7 @@ deb: build
 	DRYM_BIN=$(BIN) DRYM_DEB_VERSION=$$(packaging/deb-version.sh '$(VERSION)') \
 	  nfpm pkg --packager deb --config packaging/nfpm.yaml --target $(DIST)/
 
-# README's gallery of check output, from the checks' golden files
+# docs/GALLERY.md: every check's output, from the checks' golden files
 # (internal/gallery; its test fails when they drift apart).
 gallery:
 	$(GO) run ./internal/gallery/gen $(CURDIR)

@@ -188,7 +188,7 @@ func sameTree(t *testing.T, want, got string, mtimes bool) {
 	})
 }
 
-// Acceptance 2: one object under <dest>/<host>/, restorable by stock tools
+// One object under <dest>/<host>/, restorable by stock tools
 // with nothing but the host key.
 func TestBackupToDirRestoresWithStockTools(t *testing.T) {
 	f := newFixture(t)
@@ -240,7 +240,7 @@ func TestBackupToDirRestoresWithStockTools(t *testing.T) {
 
 var nameRe = regexp.MustCompile(`^\d{8}T\d{6}Z-[0-9a-f]{32}\.tar\.zst\.gpg$`)
 
-// Acceptance 3: put-only credentials on versitygw; restores with aws-cli and
+// Put-only credentials on versitygw; restores with aws-cli and
 // stock tools.
 func TestBackupToS3PutOnly(t *testing.T) {
 	aws := testutil.Need(t, "aws")
@@ -277,7 +277,7 @@ func TestBackupToS3PutOnly(t *testing.T) {
 	}
 }
 
-// Acceptance 4: failures are recorded with their reason; wrong credentials
+// Failures are recorded with their reason; wrong credentials
 // and unreachable endpoints fail in one line within 60 s.
 func TestBackupFailuresAreRecorded(t *testing.T) {
 	srv := testutil.StartS3(t)
@@ -395,7 +395,7 @@ func TestInitIsIdempotent(t *testing.T) {
 	}
 }
 
-// Acceptance 6: bad settings exit 2 naming the key and line.
+// Bad settings exit 2 naming the key and line.
 func TestBadSettings(t *testing.T) {
 	cases := []struct {
 		name, toml, want string

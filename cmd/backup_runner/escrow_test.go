@@ -97,7 +97,7 @@ func zips(t *testing.T, dir string) map[string][]byte {
 	return out
 }
 
-// Acceptance 1: init ships the zip to the drop dir; re-running init or
+// Init ships the zip to the drop dir; re-running init or
 // escrow leaves it byte-identical.
 func TestInitShipsEscrowToDropDir(t *testing.T) {
 	h := newHost(t)
@@ -215,7 +215,7 @@ func unzip(t *testing.T, data []byte, dir string) string {
 	return filepath.Join(dir, "drym-web1")
 }
 
-// Acceptance 2: the unzipped folder alone restores the latest backup with
+// The unzipped folder alone restores the latest backup with
 // restore.sh in a clean environment.
 func TestRestoreScriptCleanEnv(t *testing.T) {
 	for _, tool := range []string{"gpg", "zstd", "tar", "sha256sum"} {
@@ -300,7 +300,7 @@ func TestRestoreScriptCleanEnv(t *testing.T) {
 	}
 }
 
-// Acceptance 5: s3:// escrow against versitygw: put-only credentials ship
+// S3:// escrow against versitygw: put-only credentials ship
 // with If-None-Match, a re-run never replaces the zip.
 func TestEscrowS3(t *testing.T) {
 	srv := testutil.StartS3(t)

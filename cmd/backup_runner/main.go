@@ -18,7 +18,7 @@ import (
 	"github.com/drym-backup/drym/internal/version"
 )
 
-// Exit codes (DESIGN §4).
+// Exit codes (docs/REFERENCE.md#exit-codes).
 const (
 	exitOK      = 0
 	exitFailure = 1

@@ -12,7 +12,7 @@ import (
 	"github.com/prometheus/common/model"
 )
 
-// TestBackupWritesMetrics is acceptance 2: after a backup with [metrics]
+// TestBackupWritesMetrics: after a backup with [metrics]
 // textfile set, the file parses as exposition format and holds the backup's
 // metrics, and the jobs that never ran say so (last_run_ok 0).
 func TestBackupWritesMetrics(t *testing.T) {

@@ -127,7 +127,7 @@ func writeRandomTree(t *testing.T, dir string, n, size int) {
 	}
 }
 
-// TestProgressInTerminal is acceptance 3: a backup under cron-like
+// TestProgressInTerminal: a backup under cron-like
 // conditions (stderr a pipe, no TTY) writes nothing on stderr; the next one,
 // run in a real terminal (tmux), shows files, bytes, rate and an ETA taken
 // from the first backup's size.

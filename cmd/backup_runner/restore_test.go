@@ -256,7 +256,7 @@ func TestTestRestoreAndRestore(t *testing.T) {
 	r.mustRun("backup")
 	b := r.backupStatus()
 
-	// Acceptance 1: a good backup verifies, with the source's file count.
+	// A good backup verifies, with the source's file count.
 	out := r.mustRun("test-restore")
 	tr := r.testRestoreStatus()
 	if tr.State != status.OK || !tr.Verified || !tr.SHA256Checked || tr.Backup != b.Object {
@@ -273,7 +273,7 @@ func TestTestRestoreAndRestore(t *testing.T) {
 	}
 	goodSuccess := tr.LastSuccess
 
-	// Acceptance 3: restore reproduces the tree.
+	// Restore reproduces the tree.
 	to := filepath.Join(r.dir, "restored")
 	out, errs, code := r.run("restore", "--to", to)
 	if code != 0 || !strings.Contains(out, "verified against the manifest") {
@@ -305,7 +305,7 @@ func TestTestRestoreAndRestore(t *testing.T) {
 		t.Errorf("restore of a missing path: exit %d\n%s", code, errs)
 	}
 
-	// Acceptance 2: damaged objects fail with the cause named.
+	// Damaged objects fail with the cause named.
 	obj, err := os.ReadFile(filepath.Join(r.dest, "h1", b.Object))
 	if err != nil {
 		t.Fatal(err)

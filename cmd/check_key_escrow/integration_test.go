@@ -90,7 +90,7 @@ func mustState(t *testing.T, r plugintest.Result, code int, want string) {
 	}
 }
 
-// Acceptance 1 (check side): after init with --escrow dir://…, OK.
+// After init with --escrow dir://…, OK.
 func TestOKAfterInit(t *testing.T) {
 	in := install(t, "--escrow", "dir://"+filepath.Join(t.TempDir(), "drop"))
 	cfg, _ := config.Load(in.cfg)
@@ -117,7 +117,7 @@ func TestNotSetUpAndNoEscrow(t *testing.T) {
 	mustState(t, in.check("--zip", filepath.Join(t.TempDir(), "missing.zip")), 2, "CRITICAL: no escrow zip for web1")
 }
 
-// Acceptance 3: broken zips are never OK; the bombs stay within 64 MiB RSS
+// Broken zips are never OK; the bombs stay within 64 MiB RSS
 // and 2 s.
 func TestBrokenZipsNeverOK(t *testing.T) {
 	in := install(t, "--escrow", "dir://"+filepath.Join(t.TempDir(), "drop"))
@@ -196,7 +196,7 @@ func runMeasured(t *testing.T, in *installation, argv ...string) (plugintest.Res
 	return r, kib * 1024
 }
 
-// Acceptance 4: the host key changes after escrow → CRITICAL (exit 2).
+// The host key changes after escrow → CRITICAL (exit 2).
 func TestKeyChangedAfterEscrow(t *testing.T) {
 	for _, which := range []string{"public", "secret", "both"} {
 		t.Run(which, func(t *testing.T) {
@@ -304,7 +304,7 @@ func TestRunsAsNagios(t *testing.T) {
 	}
 }
 
-// Acceptance 5: s3:// escrow on versitygw, found with read credentials.
+// S3:// escrow on versitygw, found with read credentials.
 func TestS3Escrow(t *testing.T) {
 	srv := testutil.StartS3(t)
 	in := install(t)

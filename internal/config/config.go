@@ -20,7 +20,7 @@ import (
 	"github.com/BurntSushi/toml"
 )
 
-// Defaults of the file contract (DESIGN §3).
+// Defaults of the file contract (docs/REFERENCE.md#files-and-modes).
 const (
 	DefaultPath     = "/etc/drym/drym.toml"
 	DefaultStateDir = "/var/lib/drym"
@@ -373,7 +373,7 @@ func (c *Config) StatusPath(name string) string {
 // Encode renders the config as TOML, with a header saying what it is.
 func (c *Config) Encode() ([]byte, error) {
 	var buf bytes.Buffer
-	buf.WriteString("# drym settings: see `backup_runner --help` and the drym README.\n")
+	buf.WriteString("# drym settings: see `backup_runner --help` and docs/SETUP.md in drym.\n")
 	buf.WriteString("# Credentials never go here: drym uses the AWS credential chain.\n\n")
 	if err := toml.NewEncoder(&buf).Encode(c); err != nil {
 		return nil, err

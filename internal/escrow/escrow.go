@@ -5,7 +5,7 @@
 // The zip is named drym-escrow-<host>-<fingerprint16>-<yyyymmdd>.zip and holds,
 // under drym-<host>/, the secret key (host-key.asc, or host-key.asc.gpg when
 // it is encrypted to the team's keys), the public key, the settings, RESTORE.md,
-// restore.sh and SHA256SUMS (DESIGN §7).
+// restore.sh and SHA256SUMS (docs/REFERENCE.md#escrow-zips).
 //
 // Build is deterministic: the same key, settings and day give the same bytes,
 // so shipping again is recognised as "already shipped" and nothing is ever

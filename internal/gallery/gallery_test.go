@@ -10,11 +10,10 @@ import (
 	"github.com/drym-backup/drym/internal/testutil"
 )
 
-// TestREADME is acceptance 4: the gallery in README.md is what the golden
-// files say, byte for byte.
-func TestREADME(t *testing.T) {
+// TestGallery: docs/GALLERY.md is what the golden files say, byte for byte.
+func TestGallery(t *testing.T) {
 	root := testutil.RepoRoot(t)
-	readme, err := os.ReadFile(filepath.Join(root, "README.md"))
+	readme, err := os.ReadFile(filepath.Join(root, File))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -27,7 +26,7 @@ func TestREADME(t *testing.T) {
 		t.Fatal(err)
 	}
 	if string(want) != string(readme) {
-		t.Fatalf("README.md's gallery differs from cmd/check_*/testdata/*.golden: run `make gallery` and commit README.md\n%s", firstDiff(string(readme), string(want)))
+		t.Fatalf("%s differs from cmd/check_*/testdata/*.golden: run `make gallery` and commit it\n%s", File, firstDiff(string(readme), string(want)))
 	}
 	// Every check with golden files is in it, in every state its tests cover.
 	for _, check := range []string{"check_backup_age", "check_test_restore", "check_key_escrow"} {
@@ -51,7 +50,7 @@ func firstDiff(got, want string) string {
 			wl = w[i]
 		}
 		if gl != wl {
-			return "first difference at README.md line " + strconv.Itoa(i+1) + ":\n  README:    " + gl + "\n  generated: " + wl
+			return "first difference at " + File + " line " + strconv.Itoa(i+1) + ":\n  file:      " + gl + "\n  generated: " + wl
 		}
 	}
 	return ""

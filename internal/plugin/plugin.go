@@ -3,7 +3,7 @@
 // ranges), the -t deadline, worst-state-wins results, and rendering through
 // go-nagios within the limits Nagios, Icinga and NRPE put on plugin output.
 //
-// A check is a pure core and a thin shell (see STYLE.md):
+// A check is a pure core and a thin shell (docs/ARCHITECTURE.md):
 //
 //	type args struct {
 //		plugin.Common                // -t, --config, --state-dir, -v, --version
@@ -215,12 +215,12 @@ func Render(p *nagios.Plugin, r Result) {
 
 // Format renders r exactly as a check prints it, except that go-nagios'
 // measured "time" perfdata is fixed at 0ms so the text is reproducible (for
-// golden files and the README gallery).
+// golden files and docs/GALLERY.md).
 func Format(r Result) string {
 	var buf bytes.Buffer
 	p := nagios.NewPlugin()
 	p.SkipOSExit()
-	p.SetOutputTarget(&buf)
+	p.SetOutputTarget(TrimmedLines(&buf))
 	Render(p, r)
 	_ = p.AddPerfData(true, nagios.PerformanceData{Label: "time", Value: "0", UnitOfMeasurement: "ms"})
 	p.ReturnCheckResults()

@@ -48,12 +48,12 @@ func TestFormat(t *testing.T) {
 	r := Result{State: Warning, Summary: "a | b\nc", Long: []string{"x", "y|z"},
 		Perfdata: append([]nagiosPD{}, Count("files", 3), Bytes("size", 10))}
 	got := Format(r)
-	want := "WARNING: a / b c \n \nx \ny/z \n | 'files'=3;;;0; 'size'=10B;;;0; 'time'=0ms;;;; \n"
+	want := "WARNING: a / b c\n\nx\ny/z\n | 'files'=3;;;0; 'size'=10B;;;0; 'time'=0ms;;;;\n"
 	if got != want {
 		t.Errorf("Format =\n%q\nwant\n%q", got, want)
 	}
 	ok := Format(Result{State: OK, Summary: "fine", Perfdata: []nagiosPD{Seconds("age", 5, Range{}, Range{})}})
-	if ok != "OK: fine | 'age'=5s;;;0; 'time'=0ms;;;; \n" {
+	if ok != "OK: fine | 'age'=5s;;;0; 'time'=0ms;;;;\n" {
 		t.Errorf("Format OK = %q", ok)
 	}
 }

@@ -60,6 +60,7 @@ type Check struct {
 // Main runs the check as a program and exits with the plugin exit code.
 func (c Check) Main() {
 	p := nagios.NewPlugin()
+	p.SetOutputTarget(TrimmedLines(os.Stdout))
 	// First defer: turns a panic into CRITICAL and calls os.Exit.
 	defer p.ReturnCheckResults()
 	c.exec(p, os.Args[1:], os.Stdout, os.Stderr)
@@ -70,7 +71,7 @@ func (c Check) Main() {
 func (c Check) Exec(argv []string, stdout, stderr io.Writer) int {
 	p := nagios.NewPlugin()
 	p.SkipOSExit()
-	p.SetOutputTarget(stdout)
+	p.SetOutputTarget(TrimmedLines(stdout))
 	func() {
 		defer p.ReturnCheckResults()
 		c.exec(p, argv, stdout, stderr)

@@ -170,7 +170,7 @@ object Host "h-none" { check_command = "dummy"; address = "127.0.0.1" }
 	}
 }
 
-// checkFlags are every flag of every check (DESIGN §4, issue 6): the
+// checkFlags are every flag of every check (docs/REFERENCE.md): the
 // CheckCommand of each must offer all of them as arguments.
 var checkFlags = map[string][]string{
 	"check_backup_age":   {"--warning", "--critical", "--timeout", "--config", "--state-dir", "-v", "--remote", "--max-runtime", "--shrink-warning"},

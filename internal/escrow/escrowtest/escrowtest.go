@@ -1,5 +1,5 @@
 // Package escrowtest makes damaged and hostile escrow zips for tests: the
-// cases check_key_escrow must never call OK (issue 5, acceptance 3).
+// cases check_key_escrow must never call OK.
 package escrowtest
 
 import (

@@ -1,4 +1,4 @@
-// Command gen rewrites the gallery section of README.md from the checks'
+// Command gen rewrites the gallery section of docs/GALLERY.md from the checks'
 // golden files. Run from internal/gallery by `go generate`, or with the
 // repository root as its argument (`make gallery`).
 package main
@@ -24,7 +24,7 @@ func main() {
 }
 
 func run(root string) error {
-	path := filepath.Join(root, "README.md")
+	path := filepath.Join(root, gallery.File)
 	readme, err := os.ReadFile(path)
 	if err != nil {
 		return err
