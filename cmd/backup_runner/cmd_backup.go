@@ -20,7 +20,7 @@ import (
 type backupCmd struct{}
 
 func (c *backupCmd) run(ctx context.Context, a *app) int {
-	cfg, code, err := a.loadConfig()
+	cfg, code, err := a.loadJobConfig()
 	if err != nil {
 		return a.fail(code, "%v", err)
 	}

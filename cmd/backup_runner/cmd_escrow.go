@@ -19,7 +19,7 @@ import (
 type escrowCmd struct{}
 
 func (c *escrowCmd) run(ctx context.Context, a *app) int {
-	cfg, code, err := a.loadConfig()
+	cfg, code, err := a.loadJobConfig()
 	if err != nil {
 		return a.fail(code, "%v", err)
 	}
@@ -85,7 +85,7 @@ func doEscrow(ctx context.Context, a *app, cfg *config.Config, st *status.Escrow
 		}
 		team = append(team, keys...)
 	}
-	z, err := escrow.Build(escrow.Params{Config: cfg, Key: key, Team: team, Now: a.now()})
+	z, err := escrow.Build(escrow.Params{Config: cfg, Key: key, Team: team, Now: a.now(), Version: version.Version})
 	if err != nil {
 		return escrow.Shipped{}, err
 	}

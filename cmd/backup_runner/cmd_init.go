@@ -5,9 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/user"
 	"path/filepath"
-	"strconv"
 	"time"
 
 	"github.com/drym-backup/drym/internal/config"
@@ -53,6 +51,12 @@ func (c *initCmd) run(ctx context.Context, a *app) int {
 	} else {
 		a.printf("host key %s exists (fingerprint %s); kept\n", cfg.KeyFile, fp)
 	}
+	// The checks run as nagios: say now what they will not be able to read.
+	for _, p := range []string{cfg.Path, cfg.PublicKeyFile(), cfg.StatusPath(".")} {
+		if why := nagiosCannotRead(p); why != "" {
+			fmt.Fprintf(a.stderr, "backup_runner: warning: %s: the checks (run as nagios) will be UNKNOWN; give group nagios read access\n", why)
+		}
+	}
 	if cfg.Escrow.URL == "" {
 		a.printf("no escrow destination: the key exists only on this host. Set [escrow] url and run `backup_runner escrow`.\n")
 		return exitOK
@@ -68,7 +72,7 @@ func (c *initCmd) run(ctx context.Context, a *app) int {
 // edited.
 func (c *initCmd) settings(a *app) (*config.Config, int, error) {
 	if _, err := os.Stat(a.cfgPath); err == nil {
-		cfg, code, err := a.loadConfig()
+		cfg, code, err := a.loadJobConfig()
 		if err != nil {
 			return nil, code, err
 		}
@@ -110,14 +114,18 @@ func (c *initCmd) settings(a *app) (*config.Config, int, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, exitUsage, fmt.Errorf("flags: %v", err)
 	}
+	cfg.Path = a.cfgPath
+	if err := stateOwner(cfg); err != nil {
+		return nil, exitUsage, err
+	}
 	data, err := cfg.Encode()
 	if err != nil {
 		return nil, exitFailure, err
 	}
-	if err := os.MkdirAll(filepath.Dir(a.cfgPath), 0o755); err != nil {
+	if err := mkdirs(filepath.Dir(a.cfgPath), dirMode); err != nil {
 		return nil, exitFailure, err
 	}
-	if err := writeNew(a.cfgPath, data, 0o644); err != nil {
+	if err := writeNew(a.cfgPath, data, settingsMode); err != nil {
 		return nil, exitFailure, err
 	}
 	cfg.Path = a.cfgPath
@@ -143,6 +151,9 @@ func writeNew(path string, data []byte, mode os.FileMode) error {
 		return fmt.Errorf("cannot write %s: %w", path, err)
 	}
 	defer os.Remove(tmp)
+	if err := os.Chmod(tmp, mode); err != nil { // the umask narrowed it
+		return fmt.Errorf("cannot write %s: %w", path, err)
+	}
 	if err := os.Link(tmp, path); err != nil {
 		return fmt.Errorf("cannot write %s: %w", path, err)
 	}
@@ -189,7 +200,7 @@ func (c *initCmd) hostKey(cfg *config.Config) (fp string, created bool, err erro
 	case !errors.Is(serr, os.ErrNotExist):
 		return "", false, fmt.Errorf("host key: %v", serr)
 	}
-	if err := os.MkdirAll(filepath.Dir(cfg.KeyFile), 0o750); err != nil {
+	if err := mkdirs(filepath.Dir(cfg.KeyFile), dirMode); err != nil {
 		return "", false, err
 	}
 	if _, err := os.Stat(pub); err == nil {
@@ -204,25 +215,4 @@ func (c *initCmd) hostKey(cfg *config.Config) (fp string, created bool, err erro
 		return "", false, err
 	}
 	return crypt.Fingerprint(e), true, nil
-}
-
-// prepareStateDir creates the state directory readable by group nagios (when
-// that group exists and we are root), so the checks can run under NRPE
-// without root.
-func prepareStateDir(dir string) error {
-	if err := os.MkdirAll(dir, 0o750); err != nil {
-		return fmt.Errorf("cannot create state dir %s: %w", dir, err)
-	}
-	if os.Geteuid() != 0 {
-		return nil
-	}
-	g, err := user.LookupGroup("nagios")
-	if err != nil {
-		return nil
-	}
-	gid, _ := strconv.Atoi(g.Gid)
-	if err := os.Chown(dir, 0, gid); err != nil {
-		return fmt.Errorf("cannot give group nagios access to %s: %w", dir, err)
-	}
-	return nil
 }

@@ -27,7 +27,7 @@ type testRestoreCmd struct {
 }
 
 func (c *testRestoreCmd) run(ctx context.Context, a *app) int {
-	cfg, code, err := a.loadConfig()
+	cfg, code, err := a.loadJobConfig()
 	if err != nil {
 		return a.fail(code, "%v", err)
 	}

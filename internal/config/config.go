@@ -15,9 +15,12 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 
 	"github.com/BurntSushi/toml"
+
+	"github.com/drym-backup/drym/internal/safefile"
 )
 
 // Defaults of the file contract (docs/REFERENCE.md#files-and-modes).
@@ -76,16 +79,24 @@ type Config struct {
 // Error is a problem with the settings file. The runner exits 2 on it.
 type Error struct {
 	Path string
-	Line int // 0 when unknown
+	Line int    // 0 when unknown
+	Key  string // the setting at fault ("sources", "destination.url"), when known
 	Msg  string
 }
 
 func (e *Error) Error() string {
-	if e.Line > 0 {
-		return fmt.Sprintf("%s:%d: %s", e.Path, e.Line, e.Msg)
+	msg := e.Msg
+	if e.Key != "" {
+		msg = e.Key + ": " + msg
 	}
-	return fmt.Sprintf("%s: %s", e.Path, e.Msg)
+	if e.Line > 0 {
+		return fmt.Sprintf("%s:%d: %s", e.Path, e.Line, msg)
+	}
+	return fmt.Sprintf("%s: %s", e.Path, msg)
 }
+
+// MaxFileSize bounds the settings file: real ones are a few hundred bytes.
+const MaxFileSize = 1 << 20
 
 // PathFromEnv returns the config path: flag value, else $DRYM_CONFIG, else
 // the default.
@@ -101,7 +112,7 @@ func PathFromEnv(flag string) string {
 
 // Load reads and validates the settings file at path.
 func Load(path string) (*Config, error) {
-	data, err := os.ReadFile(path)
+	data, err := safefile.ReadFile(path, MaxFileSize)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
 			return nil, &Error{Path: path, Msg: "no settings file (run backup_runner init)"}
@@ -132,6 +143,9 @@ func Parse(path string, data []byte) (*Config, error) {
 		if credentialKey.MatchString(key[len(key)-1]) {
 			msg += " (drym never stores credentials: use the AWS credential chain — environment, ~/.aws/credentials with profile/read_profile, or an instance role)"
 		}
+		if len(key) == 1 && md.Type(key...) == "Hash" {
+			msg = fmt.Sprintf("unknown table [%s]", key.String())
+		}
 		return nil, &Error{Path: path, Line: lineOf(data, key), Msg: msg}
 	}
 	c.Path = path
@@ -140,8 +154,8 @@ func Parse(path string, data []byte) (*Config, error) {
 		var ce *Error
 		if errors.As(err, &ce) {
 			ce.Path = path
-			if ce.Line == 0 {
-				ce.Line = lineOfField(data, ce.Msg)
+			if ce.Line == 0 && ce.Key != "" {
+				ce.Line = lineOf(data, toml.Key(strings.Split(ce.Key, ".")))
 			}
 		}
 		return nil, err
@@ -152,43 +166,36 @@ func Parse(path string, data []byte) (*Config, error) {
 var credentialKey = regexp.MustCompile(`(?i)(access|secret|token|password|credential)`)
 
 // lineOf finds the line where key was set: toml reports undecoded keys without
-// positions, so search for the table header and then the key.
+// positions, so search for the table header (a key that is a table) or the
+// key within its table (also written dotted, table.key = …).
 func lineOf(data []byte, key toml.Key) int {
-	table := ""
-	if len(key) > 1 {
-		table = strings.Join(key[:len(key)-1], ".")
-	}
+	full := strings.Join(key, ".")
+	table := strings.Join(key[:len(key)-1], ".")
 	last := key[len(key)-1]
 	cur := ""
 	sc := bufio.NewScanner(bytes.NewReader(data))
 	for n := 1; sc.Scan(); n++ {
 		line := strings.TrimSpace(sc.Text())
+		if c := strings.Index(line, "#"); c >= 0 && !strings.ContainsAny(line[:c], `"'`) {
+			line = strings.TrimSpace(line[:c])
+		}
 		if strings.HasPrefix(line, "[") {
-			cur = strings.Trim(line, "[] ")
-			if cur == table && len(key) > 1 && strings.Trim(line, "[] ") == strings.Join(key, ".") {
+			cur = strings.TrimSpace(strings.Trim(line, "[]"))
+			if cur == full {
 				return n
 			}
 			continue
 		}
-		if cur != table {
+		k, _, ok := strings.Cut(line, "=")
+		if !ok {
 			continue
 		}
-		k, _, ok := strings.Cut(line, "=")
-		if ok && strings.Trim(strings.TrimSpace(k), `"'`) == last {
+		k = strings.Trim(strings.TrimSpace(k), `"'`)
+		if (cur == table && k == last) || (cur == "" && k == full) {
 			return n
 		}
 	}
 	return 0
-}
-
-// lineOfField finds the line of the key a validation message starts with.
-func lineOfField(data []byte, msg string) int {
-	field, _, ok := strings.Cut(msg, ":")
-	if !ok || strings.ContainsAny(field, " ") {
-		return 0
-	}
-	parts := strings.Split(field, ".")
-	return lineOf(data, toml.Key(parts))
 }
 
 // ApplyDefaults fills empty fields with the documented defaults.
@@ -206,60 +213,122 @@ func (c *Config) ApplyDefaults() {
 
 var hostRe = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,252}$`)
 
-// Validate checks the settings for what would fail later, with the key name
-// first so Parse can point at the line.
+// Validate checks the settings for what would fail later. It cleans the
+// source paths it accepts (a trailing slash, "//" or "/./" mean the same
+// directory; leaving them in made member names that restore could not
+// match), and refuses what would make a backup that cannot be restored as
+// meant: ".." in a source, the same tree listed twice, and exclude patterns
+// that can never match.
 func (c *Config) Validate() error {
-	bad := func(format string, a ...any) error { return &Error{Msg: fmt.Sprintf(format, a...)} }
+	bad := func(key, format string, a ...any) error { return &Error{Key: key, Msg: fmt.Sprintf(format, a...)} }
 	if !hostRe.MatchString(c.Host) {
-		return bad("host: %q is not a usable host name (letters, digits, '.', '_', '-')", c.Host)
+		return bad("host", "%q is not a usable host name (letters, digits, '.', '_', '-')", c.Host)
 	}
-	if len(c.Sources) == 0 {
-		return bad("sources: no sources to back up (add sources = [\"/etc\", …])")
-	}
-	for _, s := range c.Sources {
-		if !filepath.IsAbs(s) {
-			return bad("sources: %q is not an absolute path", s)
-		}
+	if err := c.cleanSources(); err != nil {
+		return err
 	}
 	for _, g := range c.Exclude {
-		if _, err := filepath.Match(g, "x"); err != nil {
-			return bad("exclude: bad glob %q: %v", g, err)
+		if err := checkExclude(g); err != nil {
+			return bad("exclude", "%v", err)
 		}
 	}
 	if !filepath.IsAbs(c.StateDir) {
-		return bad("state_dir: %q is not an absolute path", c.StateDir)
+		return bad("state_dir", "%q is not an absolute path", c.StateDir)
 	}
 	if !filepath.IsAbs(c.KeyFile) {
-		return bad("key_file: %q is not an absolute path", c.KeyFile)
+		return bad("key_file", "%q is not an absolute path", c.KeyFile)
 	}
 	for _, r := range c.Recipients {
 		if !filepath.IsAbs(r) {
-			return bad("recipients: %q is not an absolute path", r)
+			return bad("recipients", "%q is not an absolute path", r)
 		}
 	}
 	if c.Destination.URL == "" {
-		return bad("destination.url: no destination (dir:///path or s3://bucket/prefix)")
+		return bad("destination.url", "no destination (dir:///path or s3://bucket/prefix)")
 	}
 	if _, err := ParseURL(c.Destination.URL); err != nil {
-		return bad("destination.url: %v", err)
+		return bad("destination.url", "%v", err)
 	}
 	if c.Escrow.URL != "" {
 		if _, err := ParseURL(c.Escrow.URL); err != nil {
-			return bad("escrow.url: %v", err)
+			return bad("escrow.url", "%v", err)
 		}
 	}
-	for key, ep := range map[string]string{"destination.endpoint": c.Destination.Endpoint, "escrow.endpoint": c.Escrow.Endpoint} {
-		if err := checkEndpoint(ep); err != nil {
-			return bad("%s: %v", key, err)
+	for _, ep := range []struct{ key, url string }{{"destination.endpoint", c.Destination.Endpoint}, {"escrow.endpoint", c.Escrow.Endpoint}} {
+		if err := checkEndpoint(ep.url); err != nil {
+			return bad(ep.key, "%v", err)
 		}
 	}
 	for _, r := range c.Escrow.Recipients {
 		if !filepath.IsAbs(r) {
-			return bad("escrow.recipients: %q is not an absolute path", r)
+			return bad("escrow.recipients", "%q is not an absolute path", r)
 		}
 	}
 	if c.Metrics.Textfile != "" && !filepath.IsAbs(c.Metrics.Textfile) {
-		return bad("metrics.textfile: %q is not an absolute path", c.Metrics.Textfile)
+		return bad("metrics.textfile", "%q is not an absolute path", c.Metrics.Textfile)
+	}
+	return nil
+}
+
+// cleanSources cleans every source path in place and refuses relative
+// paths, "..", and sources listed twice or inside another source (their
+// files would be archived twice, and a restore of one would find the other's
+// copy).
+func (c *Config) cleanSources() error {
+	bad := func(format string, a ...any) error { return &Error{Key: "sources", Msg: fmt.Sprintf(format, a...)} }
+	if len(c.Sources) == 0 {
+		return bad("no sources to back up (add sources = [\"/etc\", …])")
+	}
+	for i, s := range c.Sources {
+		if !filepath.IsAbs(s) {
+			return bad("%q is not an absolute path", s)
+		}
+		if slices.Contains(strings.Split(s, "/"), "..") {
+			return bad("%q holds \"..\": write the path it means", s)
+		}
+		if hasControl(s) {
+			return bad("%q holds control characters", s)
+		}
+		c.Sources[i] = filepath.Clean(s)
+	}
+	for i, a := range c.Sources {
+		for _, b := range c.Sources[i+1:] {
+			switch {
+			case a == b:
+				return bad("%q is listed twice", a)
+			case within(b, a):
+				return bad("%q is inside %q, which is backed up already: drop it", b, a)
+			case within(a, b):
+				return bad("%q is inside %q, which is backed up already: drop it", a, b)
+			}
+		}
+	}
+	return nil
+}
+
+// within reports whether path lies below dir (both clean and absolute).
+func within(path, dir string) bool {
+	return dir == "/" || strings.HasPrefix(path, dir+"/")
+}
+
+// checkExclude refuses patterns that can never match what a user meant:
+// patterns are matched (filepath.Match) against each absolute path and
+// against each base name, so "/var/cache/" (paths have no trailing slash),
+// "var/cache" (a name never holds "/") and "**" (a "*" never crosses a "/")
+// would silently exclude nothing.
+func checkExclude(g string) error {
+	switch {
+	case g == "":
+		return errors.New("an empty pattern")
+	case strings.Contains(g, "**"):
+		return fmt.Errorf("%q: \"**\" is not supported (\"*\" matches within one path component): to leave out a name anywhere, give the name alone (\"node_modules\"); to leave out a tree, give its absolute path", g)
+	case len(g) > 1 && strings.HasSuffix(g, "/"):
+		return fmt.Errorf("%q: paths are matched without a trailing \"/\": write %q", g, strings.TrimRight(g, "/"))
+	case !strings.HasPrefix(g, "/") && strings.Contains(g, "/"):
+		return fmt.Errorf("%q: a pattern with \"/\" is matched against absolute paths: write \"/%s\", or give a name alone", g, g)
+	}
+	if _, err := filepath.Match(g, "x"); err != nil {
+		return fmt.Errorf("bad glob %q: %v", g, err)
 	}
 	return nil
 }

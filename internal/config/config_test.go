@@ -77,6 +77,18 @@ func TestParse(t *testing.T) {
 		{"bad glob", "sources = [\"/etc\"]\nexclude = [\"[\"]\n[destination]\nurl = \"/x\"\n", "exclude: bad glob"},
 		{"bad host", "host = \"a b\"\nsources = [\"/etc\"]\n[destination]\nurl = \"/x\"\n", "not a usable host name"},
 		{"syntax", "sources = [\"/etc\"\n", "drym.toml:"},
+		{"unknown table", "sources = [\"/etc\"]\n[destination]\nurl = \"/x\"\n\n[destinaton]\nurl = \"/y\"\n", `drym.toml:5: unknown table [destinaton]`},
+		{"unknown table with comment", "sources = [\"/etc\"]\n[destination]\nurl = \"/x\"\n[metric] # typo\n", `drym.toml:4: unknown table [metric]`},
+		{"unknown dotted key", "sources = [\"/etc\"]\ndestination.url = \"/x\"\ndestination.bukket = \"b\"\n", `drym.toml:3: unknown key "destination.bukket"`},
+		{"dotdot source", "sources = [\"/srv/../etc\"]\n[destination]\nurl = \"/x\"\n", `drym.toml:1: sources: "/srv/../etc" holds ".."`},
+		{"source twice", "sources = [\"/etc\", \"/etc/\"]\n[destination]\nurl = \"/x\"\n", `sources: "/etc" is listed twice`},
+		{"nested source", "sources = [\n  \"/srv\",\n  \"/srv/sub\",\n]\n[destination]\nurl = \"/x\"\n", `drym.toml:1: sources: "/srv/sub" is inside "/srv"`},
+		{"nested source, other order", "sources = [\"/srv/sub\", \"/srv\"]\n[destination]\nurl = \"/x\"\n", `"/srv/sub" is inside "/srv"`},
+		{"root and more", "sources = [\"/\", \"/etc\"]\n[destination]\nurl = \"/x\"\n", `"/etc" is inside "/"`},
+		{"exclude trailing slash", "sources = [\"/etc\"]\nexclude = [\"/var/cache/\"]\n[destination]\nurl = \"/x\"\n", `drym.toml:2: exclude: "/var/cache/": paths are matched without a trailing "/": write "/var/cache"`},
+		{"exclude relative path", "sources = [\"/etc\"]\nexclude = [\"var/cache\"]\n[destination]\nurl = \"/x\"\n", `exclude: "var/cache": a pattern with "/" is matched against absolute paths: write "/var/cache"`},
+		{"exclude double star", "sources = [\"/etc\"]\nexclude = [\"/home/**/cache\"]\n[destination]\nurl = \"/x\"\n", `"**" is not supported`},
+		{"exclude empty", "sources = [\"/etc\"]\nexclude = [\"\"]\n[destination]\nurl = \"/x\"\n", `exclude: an empty pattern`},
 		{"wrong type", "sources = \"/etc\"\n", "drym.toml"},
 	}
 	for _, b := range bad {
@@ -85,5 +97,21 @@ func TestParse(t *testing.T) {
 		if !errors.As(err, &ce) || !strings.Contains(err.Error(), b.want) {
 			t.Errorf("%s: want %q, got %v", b.name, b.want, err)
 		}
+	}
+}
+
+// Source paths are cleaned at load: the member names a backup writes, and
+// the paths restore matches, come from them.
+func TestSourcesCleaned(t *testing.T) {
+	c, err := Parse("drym.toml", []byte("sources = [\"/srv/www/\", \"//etc//ssl/./certs\", \"/\"]\n[destination]\nurl = \"/x\"\n"))
+	if err == nil {
+		t.Fatalf("/ with other sources accepted: %v", c.Sources)
+	}
+	c, err = Parse("drym.toml", []byte("sources = [\"/srv/www/\", \"//etc//ssl/./certs\"]\nexclude = [\"*.tmp\", \"/var/cache\", \"cache\", \"/\"]\n[destination]\nurl = \"/x\"\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"/srv/www", "/etc/ssl/certs"}; strings.Join(c.Sources, ",") != strings.Join(want, ",") {
+		t.Errorf("sources %q, want %q", c.Sources, want)
 	}
 }

@@ -21,6 +21,8 @@ import (
 	"github.com/ProtonMail/go-crypto/openpgp/armor"
 	pgperrors "github.com/ProtonMail/go-crypto/openpgp/errors"
 	"github.com/ProtonMail/go-crypto/openpgp/packet"
+
+	"github.com/drym-backup/drym/internal/safefile"
 )
 
 // config is the one packet.Config every drym operation uses.
@@ -138,17 +140,9 @@ const MaxKeyFileSize = 1 << 20
 // ReadKeyFile reads an armored (or binary) key file holding one or more keys.
 // Error messages name the file, never the key material.
 func ReadKeyFile(path string) (openpgp.EntityList, error) {
-	f, err := os.Open(path)
+	data, err := safefile.ReadFile(path, MaxKeyFileSize)
 	if err != nil {
 		return nil, err
-	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, MaxKeyFileSize+1))
-	if err != nil {
-		return nil, fmt.Errorf("cannot read %s: %w", path, err)
-	}
-	if len(data) > MaxKeyFileSize {
-		return nil, fmt.Errorf("%s: larger than %d bytes, not a key file", path, MaxKeyFileSize)
 	}
 	keys, err := ParseKeys(data)
 	if err != nil {

@@ -117,6 +117,8 @@ type Params struct {
 	Team openpgp.EntityList
 	// Now dates the zip name.
 	Now time.Time
+	// Version is the drym version, for the public record.
+	Version string
 }
 
 // Zip is a built escrow zip.
@@ -126,6 +128,9 @@ type Zip struct {
 	Day         time.Time
 	Data        []byte
 	SHA256      string
+	// Record is the zip's public record, but for the zip's name, size and
+	// hash, which Ship fills in once the name is known.
+	Record Record
 }
 
 // Name is the zip's name for revision rev (1 for the first of the day).
@@ -225,7 +230,18 @@ func Build(p Params) (*Zip, error) {
 		return nil, err
 	}
 	sum := sha256.Sum256(out.Bytes())
-	return &Zip{Host: host, Fingerprint: fp, Day: p.Now.UTC(), Data: out.Bytes(), SHA256: hex.EncodeToString(sum[:])}, nil
+	settingsSum := sha256.Sum256(settings)
+	rec := Record{
+		Schema: RecordSchema, Host: host, Fingerprint: fp, EncryptionKeyIDs: EncryptionKeyIDs(p.Key, true),
+		SecretEncrypted: len(p.Team) > 0, SettingsSHA256: hex.EncodeToString(settingsSum[:]),
+		PublicKey: string(public), Shipped: p.Now.UTC().Truncate(time.Second), Version: p.Version,
+	}
+	for _, e := range p.Team {
+		for _, id := range KeyIDs(e) {
+			rec.SecretRecipients = append(rec.SecretRecipients, fmt.Sprintf("%016X", id))
+		}
+	}
+	return &Zip{Host: host, Fingerprint: fp, Day: p.Now.UTC(), Data: out.Bytes(), SHA256: hex.EncodeToString(sum[:]), Record: rec}, nil
 }
 
 type member struct {

@@ -333,6 +333,33 @@ func KeyIDs(e *openpgp.Entity) []uint64 {
 	return ids
 }
 
+// EncryptionKeyIDs returns the IDs (16 upper-case hex digits) of every key of
+// e that can encrypt: the primary key and subkeys whose self-signature
+// allows encryption (keys without usable flags count, as gpg counts them).
+// With withSecret, only those whose secret half is present and usable.
+// A backup encrypted to any one of them is decryptable with e only when its
+// secret is there: comparing primary fingerprints alone missed an
+// encryption subkey added later.
+func EncryptionKeyIDs(e *openpgp.Entity, withSecret bool) []string {
+	var ids []string
+	add := func(id uint64, priv *packet.PrivateKey) {
+		if withSecret && (priv == nil || priv.Dummy()) {
+			return
+		}
+		ids = append(ids, fmt.Sprintf("%016X", id))
+	}
+	if sig, _ := e.PrimarySelfSignature(); sig != nil && sig.FlagsValid && (sig.FlagEncryptCommunications || sig.FlagEncryptStorage) {
+		add(e.PrimaryKey.KeyId, e.PrivateKey)
+	}
+	for _, s := range e.Subkeys {
+		if s.Sig != nil && (!s.Sig.FlagsValid || s.Sig.FlagEncryptCommunications || s.Sig.FlagEncryptStorage) && s.PublicKey.PubKeyAlgo.CanEncrypt() {
+			add(s.PublicKey.KeyId, s.PrivateKey)
+		}
+	}
+	sort.Strings(ids)
+	return ids
+}
+
 // Expiry returns when e stops being usable: the earliest expiry of the
 // primary key and its encryption subkeys; zero when none expires.
 func Expiry(e *openpgp.Entity) time.Time {

@@ -26,30 +26,34 @@ type Shipped struct {
 	Note string
 }
 
-// Ship stores z in w under its name, never replacing anything. When the name
-// is taken it reads the existing zip through r (read credentials; nil when
-// there are none) and, if it escrows the same thing, reports it as already
-// shipped; if it differs (the settings changed since the earlier zip of
-// the same day), z goes under the next revision name. When the existing zip
-// cannot be read, it is kept and Ship says so in Note.
+// Ship stores z in w under its name, never replacing anything, with its
+// public record (RecordName) beside it. The zip is stored private where the
+// store has file modes (it may hold the bare secret key); the record is not.
+//
+// When the newest zip of the host in r (read credentials; nil when there
+// are none) already escrows the same thing (Equivalent: same key, same
+// settings), nothing new is shipped. Otherwise z goes under the first free
+// revision of its day's name: never "already shipped" because an older
+// revision matches, since the check judges the newest zip and an alert
+// must be cleared by shipping (a setting changed and changed back the same
+// day ships a third zip). When a name is taken and r is nil, the zip there
+// cannot be compared: it is kept and Ship says so in Note.
 func Ship(ctx context.Context, w, r store.Store, z *Zip) (Shipped, error) {
 	mine, err := Inspect(bytes.NewReader(z.Data), int64(len(z.Data)), DefaultLimits)
 	if err != nil {
 		return Shipped{}, fmt.Errorf("the zip just built does not pass inspection (a drym bug): %w", err)
 	}
-	// The newest zip already escrows the same key and settings (shipped on
-	// an earlier day): nothing new to ship, so re-running init or escrow
-	// every day does not pile up copies.
 	if r != nil {
 		if got, ok := sameAsLatest(ctx, r, z, mine); ok {
-			return got, nil
+			return got, shipRecord(ctx, w, z, got)
 		}
 	}
 	for rev := 1; rev <= maxRevs; rev++ {
 		name := z.Name(rev)
-		_, err := w.Put(ctx, name, bytes.NewReader(z.Data))
+		_, err := store.PutPrivate(ctx, w, name, bytes.NewReader(z.Data))
 		if err == nil {
-			return Shipped{Name: name, SHA256: z.SHA256}, nil
+			got := Shipped{Name: name, SHA256: z.SHA256}
+			return got, shipRecord(ctx, w, z, got)
 		}
 		if !errors.Is(err, store.ErrExists) {
 			return Shipped{}, fmt.Errorf("shipping %s to %s: %w", name, w, err)
@@ -57,22 +61,31 @@ func Ship(ctx context.Context, w, r store.Store, z *Zip) (Shipped, error) {
 		if r == nil {
 			return Shipped{Name: name, Already: true, Note: "not compared: no read access to the escrow location"}, nil
 		}
-		data, err := Fetch(ctx, r, name, DefaultLimits.MaxZip)
-		if err != nil {
-			return Shipped{Name: name, Already: true, Note: fmt.Sprintf("not compared: %v", err)}, nil
-		}
-		sum := sha256.Sum256(data)
-		got := Shipped{Name: name, SHA256: hex.EncodeToString(sum[:]), Already: true}
-		if bytes.Equal(data, z.Data) {
-			return got, nil
-		}
-		theirs, err := Inspect(bytes.NewReader(data), int64(len(data)), DefaultLimits)
-		if err == nil && Equivalent(mine, theirs) {
-			return got, nil
-		}
-		// Differs (or is damaged): keep it, and ship under the next name.
+		// Taken by an older zip (the newest was compared above): keep it,
+		// and try the next name.
 	}
 	return Shipped{}, fmt.Errorf("%d differing escrow zips for %s on one day in %s: not shipping more (look at them)", maxRevs, z.Host, w)
+}
+
+// shipRecord stores the public record of the zip got names, unless one is
+// there already (a zip shipped before records existed gets one now).
+func shipRecord(ctx context.Context, w store.Store, z *Zip, got Shipped) error {
+	if got.SHA256 != z.SHA256 {
+		// An equivalent zip with other bytes (an encrypted secret key
+		// member differs on every build): its record, if any, describes it.
+		return nil
+	}
+	rec := z.Record
+	rec.Zip, rec.ZipSHA256, rec.ZipSize = got.Name, z.SHA256, int64(len(z.Data))
+	data, err := rec.Marshal()
+	if err != nil {
+		return err
+	}
+	_, err = w.Put(ctx, RecordName(got.Name), bytes.NewReader(data))
+	if err != nil && !errors.Is(err, store.ErrExists) {
+		return fmt.Errorf("shipping the escrow record %s to %s: %w", RecordName(got.Name), w, err)
+	}
+	return nil
 }
 
 func sameAsLatest(ctx context.Context, r store.Store, z *Zip, mine *Facts) (Shipped, bool) {

@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"strings"
 
+	"github.com/drym-backup/drym/internal/safefile"
 	"github.com/drym-backup/drym/internal/status"
 )
 
@@ -28,6 +29,8 @@ func StatusError(err error, missing, fix string) Result {
 		return Result{State: Unknown, Summary: fmt.Sprintf("%s: %s to rewrite it", msg, fix)}
 	case errors.Is(err, status.ErrFuture):
 		return Result{State: Unknown, Summary: fmt.Sprintf("%s; fix the clock (timedatectl status), then %s", msg, fix)}
+	case errors.Is(err, safefile.ErrNotRegular):
+		return Result{State: Unknown, Summary: fmt.Sprintf("%s: move it away, then %s", msg, fix)}
 	case errors.Is(err, fs.ErrPermission):
 		return Result{State: Unknown, Summary: fmt.Sprintf("%s (the check runs as user nagios: make the state directory and its files readable by group nagios)", msg)}
 	}

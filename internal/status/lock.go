@@ -30,6 +30,7 @@ func TryLock(stateDir, job string) (*Lock, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cannot open lock %s: %w", path, err)
 	}
+	_ = f.Chmod(0o644) // whatever the umask: it names the holder to whoever looks
 	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
 		holder := make([]byte, 128)
 		n, _ := f.ReadAt(holder, 0)

@@ -16,6 +16,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/drym-backup/drym/internal/safefile"
 )
 
 // Schema is the version of the status file format this build writes and
@@ -178,7 +180,7 @@ var (
 // UTC timestamps in order. It does not compare times with the clock; that is
 // the reader's policy (see CheckClock).
 func Read(path string, v any) error {
-	f, err := os.Open(path)
+	f, err := safefile.Open(path)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
 			return fmt.Errorf("%s: %w", path, ErrNotExist)

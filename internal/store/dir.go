@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"syscall"
 
 	"github.com/drym-backup/drym/internal/status"
 )
@@ -18,10 +19,25 @@ import (
 // Put writes to a hidden temp file ending in .partial in the same directory,
 // fsyncs it, then link(2)s it to the final name: link fails if the name
 // exists, so an object is never replaced, and a crash at any point leaves at
-// most a .partial file, never a final-named object with half its bytes.
+// most a .partial file, never a final-named object with half its bytes. The
+// writer holds an flock on its .partial file; the next Put removes partial
+// files nobody holds (left by a SIGKILL or a crash).
+//
+// Modes are set explicitly, whatever the umask: directories 0755 and objects
+// 0644, so the checks can look at the destination as user nagios (backups
+// are encrypted; their names and sizes are not secret), except objects
+// written with PutPrivate (escrow zips, which may hold the bare secret key),
+// which are 0600.
 type Dir struct {
 	dir string
 }
+
+// Modes of what a Dir creates.
+const (
+	DirMode     = 0o755
+	ObjectMode  = 0o644
+	PrivateMode = 0o600
+)
 
 // NewDir returns a store rooted at dir (created on first Put).
 func NewDir(dir string) *Dir { return &Dir{dir: filepath.Clean(dir)} }
@@ -33,17 +49,27 @@ func (d *Dir) Path(name string) string { return filepath.Join(d.dir, name) }
 
 // Put implements Store.
 func (d *Dir) Put(ctx context.Context, name string, r io.Reader) (n int64, err error) {
+	return d.put(ctx, name, r, ObjectMode)
+}
+
+// PutPrivate is Put for an object only its owner may read.
+func (d *Dir) PutPrivate(ctx context.Context, name string, r io.Reader) (int64, error) {
+	return d.put(ctx, name, r, PrivateMode)
+}
+
+func (d *Dir) put(ctx context.Context, name string, r io.Reader, mode os.FileMode) (n int64, err error) {
 	if err := validName(name); err != nil {
 		return 0, err
 	}
-	if err := os.MkdirAll(d.dir, 0o750); err != nil {
+	if err := mkdirAll(d.dir); err != nil {
 		return 0, fmt.Errorf("cannot create %s: %w", d.dir, err)
 	}
+	d.removeStalePartials()
 	final := d.Path(name)
 	if _, err := os.Lstat(final); err == nil {
 		return 0, fmt.Errorf("%s: %w", final, ErrExists)
 	}
-	f, err := os.CreateTemp(d.dir, "."+name+".*.partial")
+	f, err := os.CreateTemp(d.dir, "."+name+".*"+partialSuffix)
 	if err != nil {
 		return 0, fmt.Errorf("cannot write to %s: %w", d.dir, err)
 	}
@@ -54,6 +80,14 @@ func (d *Dir) Put(ctx context.Context, name string, r io.Reader) (n int64, err e
 		}
 		os.Remove(tmp) // after link, the object lives on under its final name
 	}()
+	// Held until the file is closed: tells the next Put this partial file
+	// is being written, not left behind.
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		return 0, fmt.Errorf("cannot lock %s: %w", tmp, err)
+	}
+	if err := f.Chmod(mode); err != nil {
+		return 0, fmt.Errorf("cannot write to %s: %w", d.dir, err)
+	}
 	n, err = io.Copy(f, ctxReader{ctx, r})
 	if err != nil {
 		return n, fmt.Errorf("writing %s: %w", final, err)
@@ -75,6 +109,49 @@ func (d *Dir) Put(ctx context.Context, name string, r io.Reader) (n int64, err e
 		return n, err
 	}
 	return n, nil
+}
+
+const partialSuffix = ".partial"
+
+// mkdirAll creates dir and its missing parents with DirMode, whatever the
+// umask (existing directories keep their mode: that is the admin's choice).
+func mkdirAll(dir string) error {
+	if fi, err := os.Stat(dir); err == nil && fi.IsDir() {
+		return nil
+	}
+	if err := mkdirAll(filepath.Dir(dir)); err != nil {
+		return err
+	}
+	if err := os.Mkdir(dir, DirMode); err != nil && !errors.Is(err, os.ErrExist) {
+		return err
+	}
+	return os.Chmod(dir, DirMode)
+}
+
+// removeStalePartials deletes .partial files no writer holds: what a
+// SIGKILLed or crashed run left behind. A live writer holds an flock on its
+// file, so a second run (or another host sharing the directory) never
+// removes a file that is being written.
+func (d *Dir) removeStalePartials() {
+	ents, err := os.ReadDir(d.dir)
+	if err != nil {
+		return
+	}
+	for _, e := range ents {
+		name := e.Name()
+		if !strings.HasPrefix(name, ".") || !strings.HasSuffix(name, partialSuffix) || !e.Type().IsRegular() {
+			continue
+		}
+		p := filepath.Join(d.dir, name)
+		f, err := os.OpenFile(p, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
+		if err != nil {
+			continue
+		}
+		if syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB) == nil {
+			os.Remove(p)
+		}
+		f.Close()
+	}
 }
 
 // Open implements Store.

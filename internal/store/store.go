@@ -44,6 +44,22 @@ type Store interface {
 	String() string
 }
 
+// PrivatePutter is implemented by stores that set file modes (Dir): its
+// PutPrivate is Put for an object only the writing user may read.
+type PrivatePutter interface {
+	PutPrivate(ctx context.Context, name string, r io.Reader) (int64, error)
+}
+
+// PutPrivate stores an object that may hold a secret (an escrow zip with the
+// bare host key): private where the store has file modes; on S3 the bucket
+// policy decides who reads it.
+func PutPrivate(ctx context.Context, s Store, name string, r io.Reader) (int64, error) {
+	if p, ok := s.(PrivatePutter); ok {
+		return p.PutPrivate(ctx, name, r)
+	}
+	return s.Put(ctx, name, r)
+}
+
 // Errors callers tell apart.
 var (
 	ErrExists   = errors.New("object already exists (drym never overwrites)")

@@ -143,3 +143,72 @@ func TestTwoRunners(t *testing.T) {
 		t.Fatalf("want one object and its sidecar, got %v", final)
 	}
 }
+
+// TestRunnerRefusesSpecialFiles: a FIFO in place of the settings file or the
+// host key used to block open(2) for good — SIGTERM could not end the
+// runner, only SIGKILL. Settings, keys and status files must be regular
+// files: anything else is refused at once, by name, and nothing is written.
+func TestRunnerRefusesSpecialFiles(t *testing.T) {
+	t.Parallel()
+	dest, objDir := dirDest(t)
+	e := newEnv(t, dest, nil, smallSource(t))
+	replaceWithFIFO := func(path string) func() {
+		saved, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		mode, _ := os.Stat(path)
+		if err := os.Remove(path); err != nil {
+			t.Fatal(err)
+		}
+		if err := syscall.Mkfifo(path, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return func() {
+			os.Remove(path)
+			if err := os.WriteFile(path, saved, mode.Mode().Perm()); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	for _, tc := range []struct {
+		name, path string
+		code       int
+	}{
+		{"settings", e.cfgPath, 2},
+		{"host public key", e.cfg.PublicKeyFile(), 1},
+		{"backup.json", filepath.Join(e.stateDir, status.BackupFile), 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.name == "backup.json" {
+				if r := e.run("backup"); r.code != 0 {
+					t.Fatalf("backup: exit %d\n%s", r.code, r.stderr)
+				}
+			}
+			restore := replaceWithFIFO(tc.path)
+			defer restore()
+			before, _ := objects(t, objDir)
+			r := e.run("backup")
+			if r.took > 5*time.Second {
+				t.Fatalf("took %s: the runner blocked on the FIFO", r.took)
+			}
+			if tc.name == "backup.json" {
+				// The previous status is unreadable (a FIFO): the run goes
+				// on with a new history, and replaces it with a real file.
+				if r.code != 0 {
+					t.Fatalf("backup with a FIFO status file: exit %d\n%s", r.code, r.stderr)
+				}
+				if fi, err := os.Lstat(tc.path); err != nil || !fi.Mode().IsRegular() {
+					t.Fatalf("backup.json is still not a regular file: %v %v", fi, err)
+				}
+				return
+			}
+			if r.code != tc.code || !strings.Contains(r.stderr, "not a regular file (it is a FIFO)") {
+				t.Fatalf("exit %d (want %d), stderr %q", r.code, tc.code, r.stderr)
+			}
+			if after, _ := objects(t, objDir); len(after) != len(before) {
+				t.Fatalf("objects written: %v → %v", before, after)
+			}
+		})
+	}
+}
