@@ -19,9 +19,10 @@ build:
 
 # The whole suite, with the race detector, against real servers (versitygw,
 # gpg, zstd, tar, nagios4, icinga2, nrpe). In CI (CI=true) nothing may skip
-# for lack of them: .ci/run installs them first.
+# for lack of them: .ci/run installs them first. scripts/testsum prints the
+# results and ends with one line naming every test that did not run, and why.
 test: build
-	DRYM_BIN=$(BIN) $(GO) test -race -count=1 -timeout 40m ./...
+	@set -o pipefail; DRYM_BIN=$(BIN) $(GO) test -race -count=1 -timeout 40m -json ./... | $(GO) run ./scripts/testsum
 
 test-short: build
 	DRYM_BIN=$(BIN) $(GO) test -short -count=1 ./...
