@@ -5,6 +5,7 @@
 set -euo pipefail
 BIN=${1:-bin}
 DEMO=$(mktemp -d "${TMPDIR:-/tmp}/drym-demo.XXXXXX")
+chmod 755 "$DEMO" # as on a real host, user nagios may look at what the runner wrote
 export DRYM_CONFIG="$DEMO/etc/drym.toml"
 
 say() { printf '\n\033[1m$ %s\033[0m\n' "$*"; }
@@ -12,6 +13,7 @@ run() { say "$*"; "$@"; }
 
 # A small server-like tree: configs, a log, a private key file, a symlink.
 SRC="$DEMO/srv"
+chmod 755 "$DEMO"  # the checks may run as another user (nagios) in a real setup
 mkdir -p "$SRC/etc/nginx/sites-enabled" "$SRC/var/log" "$SRC/home/ops/.ssh"
 printf 'server { listen 80; root /var/www; }\n' > "$SRC/etc/nginx/nginx.conf"
 ln -s ../nginx.conf "$SRC/etc/nginx/sites-enabled/default"

@@ -24,7 +24,7 @@ import (
 	"fmt"
 	"io/fs"
 	"regexp"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 	"text/template"
@@ -293,16 +293,8 @@ func Equivalent(a, b *Facts) bool {
 }
 
 func equalIDs(a, b []uint64) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	a, b = append([]uint64(nil), a...), append([]uint64(nil), b...)
-	sort.Slice(a, func(i, j int) bool { return a[i] < a[j] })
-	sort.Slice(b, func(i, j int) bool { return b[i] < b[j] })
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
+	a, b = slices.Clone(a), slices.Clone(b)
+	slices.Sort(a)
+	slices.Sort(b)
+	return slices.Equal(a, b)
 }

@@ -11,6 +11,7 @@ import (
 	"io"
 	"path"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -169,14 +170,7 @@ func Inspect(r io.ReaderAt, size int64, lim Limits) (*Facts, error) {
 
 var allMembers = []string{MemberSecret, MemberSecretEncrypted, MemberPublic, MemberConfig, MemberRestoreDoc, MemberRestoreScript, MemberSums}
 
-func knownMember(name string) bool {
-	for _, m := range allMembers {
-		if name == m {
-			return true
-		}
-	}
-	return false
-}
+func knownMember(name string) bool { return slices.Contains(allMembers, name) }
 
 // splitName checks a member name and splits it into the host of its folder
 // and the name inside ("" for the folder itself). Names that could leave the
@@ -315,7 +309,7 @@ func Recipients(msg []byte) ([]uint64, error) {
 			if len(ids) == 0 {
 				return nil, errors.New("not encrypted to any key")
 			}
-			sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
+			slices.Sort(ids)
 			return ids, nil
 		default:
 			return nil, fmt.Errorf("unexpected %T packet: not an encrypted message", p)

@@ -12,7 +12,8 @@ import (
 	"sync"
 )
 
-// Pipe is created by New; use its Reader and Writer ends.
+// Pipe is created by New. One goroutine writes (Write, ReadFrom) and ends
+// with CloseWrite; one reads (Read, WriteTo) and may give up with CloseRead.
 type Pipe struct {
 	full  chan []byte
 	free  chan []byte
@@ -21,8 +22,8 @@ type Pipe struct {
 	rcur  []byte // reader's chunk being drained
 	roff  int
 	mu    sync.Mutex
-	werr  error // set by CloseWithError on the writer side
-	rerr  error // set by CloseWithError on the reader side
+	werr  error // set by CloseWrite: io.EOF, or the writer's failure
+	rerr  error // set by CloseRead: why the reader went away
 	done  chan struct{}
 	once  sync.Once
 	wdone bool
