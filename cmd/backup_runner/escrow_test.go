@@ -79,7 +79,8 @@ func (h *host) init(extra ...string) string {
 		"--state-dir", h.state, "--key-file", h.key, "--host", "web1"}, extra...)...)
 }
 
-// zips returns the escrow zips in a drop dir with their contents.
+// zips returns the escrow zips of web1 in a drop dir with their contents
+// (not the public records beside them).
 func zips(t *testing.T, dir string) map[string][]byte {
 	t.Helper()
 	ents, err := os.ReadDir(dir)
@@ -88,6 +89,12 @@ func zips(t *testing.T, dir string) map[string][]byte {
 	}
 	out := map[string][]byte{}
 	for _, e := range ents {
+		if _, ok := escrow.ParseName("web1", e.Name()); !ok {
+			if !strings.HasSuffix(e.Name(), ".zip"+escrow.RecordSuffix) {
+				t.Fatalf("drop dir holds %s: neither a zip nor its record", e.Name())
+			}
+			continue
+		}
 		b, err := os.ReadFile(filepath.Join(dir, e.Name()))
 		if err != nil {
 			t.Fatal(err)
@@ -321,8 +328,8 @@ func TestEscrowS3(t *testing.T) {
 		t.Fatalf("escrow:\n%s", out)
 	}
 	keys := srv.Keys(t, "escrow/")
-	if len(keys) != 1 || !strings.HasPrefix(keys[0], "escrow/drym-escrow-web1-") {
-		t.Fatalf("bucket holds %v", keys)
+	if len(keys) != 2 || !strings.HasPrefix(keys[0], "escrow/drym-escrow-web1-") || keys[1] != keys[0]+escrow.RecordSuffix {
+		t.Fatalf("bucket holds %v, want a zip and its record", keys)
 	}
 	get := func() []byte {
 		t.Helper()
@@ -353,7 +360,7 @@ func TestEscrowS3(t *testing.T) {
 	if !strings.Contains(out, "already shipped") || !strings.Contains(out, "not compared") {
 		t.Fatalf("put-only re-run:\n%s", out)
 	}
-	if k := srv.Keys(t, "escrow/"); len(k) != 1 || !bytes.Equal(get(), first) {
+	if k := srv.Keys(t, "escrow/"); len(k) != 2 || !bytes.Equal(get(), first) {
 		t.Fatalf("the zip in the bucket changed: %v", k)
 	}
 }
@@ -377,8 +384,12 @@ func TestRestoreScriptS3(t *testing.T) {
 		"--profile", srv.PutProfile, "--read-profile", srv.ReadProfile,
 		"--state-dir", h.state, "--key-file", h.key, "--host", "web1", "--escrow", "dir://"+h.drop)
 	h.mustRun("backup")
+	all := zips(t, h.drop)
+	if len(all) != 1 {
+		t.Fatalf("%d zips, want 1", len(all))
+	}
 	var data []byte
-	for _, b := range zips(t, h.drop) {
+	for _, b := range all {
 		data = b
 	}
 	folder := unzip(t, data, t.TempDir())

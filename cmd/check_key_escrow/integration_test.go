@@ -66,13 +66,23 @@ func (in *installation) check(argv ...string) plugintest.Result {
 	return plugintest.Run(in.t, "check_key_escrow", in.env, append(owner(in.t), argv...)...)
 }
 
+// zip returns the one escrow zip in the drop dir (not its public record).
 func (in *installation) zip() (string, []byte) {
 	in.t.Helper()
 	ents, err := os.ReadDir(in.drop)
-	if err != nil || len(ents) == 0 {
-		in.t.Fatalf("no zip in %s: %v", in.drop, err)
+	if err != nil {
+		in.t.Fatal(err)
 	}
-	p := filepath.Join(in.drop, ents[len(ents)-1].Name())
+	var found []string
+	for _, e := range ents {
+		if _, ok := escrow.ParseName("web1", e.Name()); ok {
+			found = append(found, e.Name())
+		}
+	}
+	if len(found) != 1 {
+		in.t.Fatalf("want one zip in %s, found %v", in.drop, found)
+	}
+	p := filepath.Join(in.drop, found[0])
 	b, err := os.ReadFile(p)
 	if err != nil {
 		in.t.Fatal(err)

@@ -43,10 +43,13 @@ func Ship(ctx context.Context, w, r store.Store, z *Zip) (Shipped, error) {
 	if err != nil {
 		return Shipped{}, fmt.Errorf("the zip just built does not pass inspection (a drym bug): %w", err)
 	}
+	var readErr error
 	if r != nil {
-		if got, ok := sameAsLatest(ctx, r, z, mine); ok {
+		got, ok, err := sameAsLatest(ctx, r, z, mine)
+		if ok {
 			return got, shipRecord(ctx, w, z, got)
 		}
+		readErr = err
 	}
 	for rev := 1; rev <= maxRevs; rev++ {
 		name := z.Name(rev)
@@ -60,6 +63,11 @@ func Ship(ctx context.Context, w, r store.Store, z *Zip) (Shipped, error) {
 		}
 		if r == nil {
 			return Shipped{Name: name, Already: true, Note: "not compared: no read access to the escrow location"}, nil
+		}
+		if readErr != nil {
+			// The newest zip could not be read: no telling whether a
+			// new one is needed, so none is piled up.
+			return Shipped{Name: name, Already: true, Note: fmt.Sprintf("not compared: %v", readErr)}, nil
 		}
 		// Taken by an older zip (the newest was compared above): keep it,
 		// and try the next name.
@@ -88,21 +96,30 @@ func shipRecord(ctx context.Context, w store.Store, z *Zip, got Shipped) error {
 	return nil
 }
 
-func sameAsLatest(ctx context.Context, r store.Store, z *Zip, mine *Facts) (Shipped, bool) {
+// sameAsLatest reports whether the newest zip of the host in r escrows what
+// z does. err is set when that zip could not be read (denied, unreachable);
+// no zip at all, or a damaged one, is simply "not the same".
+func sameAsLatest(ctx context.Context, r store.Store, z *Zip, mine *Facts) (Shipped, bool, error) {
 	info, err := Latest(ctx, r, z.Host)
+	if errors.Is(err, store.ErrNotFound) {
+		return Shipped{}, false, nil
+	}
 	if err != nil {
-		return Shipped{}, false
+		return Shipped{}, false, err
 	}
 	data, err := Fetch(ctx, r, info.Name, DefaultLimits.MaxZip)
+	if errors.Is(err, ErrBroken) {
+		return Shipped{}, false, nil
+	}
 	if err != nil {
-		return Shipped{}, false
+		return Shipped{}, false, err
 	}
 	theirs, err := Inspect(bytes.NewReader(data), int64(len(data)), DefaultLimits)
 	if err != nil || !Equivalent(mine, theirs) {
-		return Shipped{}, false
+		return Shipped{}, false, nil
 	}
 	sum := sha256.Sum256(data)
-	return Shipped{Name: info.Name, SHA256: hex.EncodeToString(sum[:]), Already: true}, true
+	return Shipped{Name: info.Name, SHA256: hex.EncodeToString(sum[:]), Already: true}, true, nil
 }
 
 // Fetch reads a whole object of at most limit bytes.
