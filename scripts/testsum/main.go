@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"regexp"
 	"sort"
 	"strings"
 )
@@ -93,27 +94,20 @@ func (s *summary) event(e event) {
 	}
 }
 
-// skipReason is the message a test gave t.Skip, from its output: the line
-// after "--- SKIP", without the file:line prefix.
+// skipReason is the message a test gave t.Skip: the last "file.go:NN: msg"
+// line of its output (go test prints it just before "--- SKIP"), without
+// the file:line prefix.
 func skipReason(output []string) string {
-	lines := strings.Split(strings.Join(output, ""), "\n")
-	for i, l := range lines {
-		if strings.Contains(l, "--- SKIP") {
-			for _, r := range lines[i+1:] {
-				r = strings.TrimSpace(r)
-				if _, msg, ok := strings.Cut(r, ".go:"); ok {
-					if _, msg, ok := strings.Cut(msg, ": "); ok {
-						return msg
-					}
-				}
-				if r != "" {
-					return r
-				}
-			}
+	reason := "no reason given"
+	for _, l := range strings.Split(strings.Join(output, ""), "\n") {
+		if m := skipLine.FindStringSubmatch(l); m != nil {
+			reason = m[1]
 		}
 	}
-	return "no reason given"
+	return reason
 }
+
+var skipLine = regexp.MustCompile(`^\s+[\w.-]+\.go:\d+: (.+)$`)
 
 func (s *summary) finish() int {
 	if s.packages == 0 && s.failed == 0 {
