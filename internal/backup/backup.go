@@ -86,8 +86,8 @@ type Params struct {
 	// is no MAC: anyone with the public key can make an object that
 	// decrypts).
 	Signer *openpgp.Entity
-	Store      store.Store
-	Now        time.Time
+	Store  store.Store
+	Now    time.Time
 	// OnFile is called after each regular file (progress).
 	OnFile func(size int64)
 	// OnOutput is called as encrypted bytes are stored (progress).

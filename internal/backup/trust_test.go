@@ -47,7 +47,7 @@ func newWorld(t *testing.T) *world {
 type obj struct {
 	at      time.Time
 	data    string
-	stmt    string         // "signed" (v1), "legacy" (one line), "none"
+	stmt    string          // "signed" (v1), "legacy" (one line), "none"
 	signer  *openpgp.Entity // nil: no .sig
 	mutate  func(st *statement.Statement)
 	sigOnly bool // a .sig but no statement
