@@ -187,7 +187,8 @@ check() {
 	# Stock gpg: exit 0 and a VALIDSIG by the host key, nothing else.
 	if ! gpg --batch --status-fd 1 --verify "$tmp/m/$n.sig" "$tmp/m/$n.sha256" >"$tmp/verify.out" 2>"$tmp/verify.log"; then
 		if grep -q '^\[GNUPG:\] ERRSIG' "$tmp/verify.out"; then
-			by=$(sed -n 's/^\[GNUPG:\] ERRSIG \([0-9A-F]*\) .*/\1/p' "$tmp/verify.out" | head -n 1)
+			# The signer's fingerprint (gpg ≥ 2.2.7 adds it), else its key ID.
+			by=$(sed -n -e 's/^\[GNUPG:\] ERRSIG .* \([0-9A-F]\{40\}\)$/\1/p' -e 's/^\[GNUPG:\] ERRSIG \([0-9A-F]\{16\}\) [^ ]* [^ ]* [^ ]* [^ ]* [^ ]*$/\1/p' "$tmp/verify.out" | head -n 1)
 			why="$n.sig is signed by key ${by:-?}, not by the host key $fpr: do not restore it (not made by this host; find out who wrote it). If it predates a key rotation, use the escrow zip of that key"
 		else
 			why="$n.sig does not verify $n.sha256 (bad signature): do not restore it (not made by this host, or altered)"
