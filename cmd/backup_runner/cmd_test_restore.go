@@ -209,7 +209,7 @@ func locateBackup(ctx context.Context, a *app, cfg *config.Config, which string,
 	if name == "" {
 		ch, err := backup.Latest(ctx, s, cfg.Host, keys, now)
 		loc.future, loc.futureCount = ch.Future, ch.FutureCount
-		warnPassedOver(a, s, ch)
+		warnPassedOver(a, s, ch, err == nil)
 		if err != nil {
 			return loc, err
 		}
@@ -247,13 +247,17 @@ func locateBackup(ctx context.Context, a *app, cfg *config.Config, which string,
 	return loc, nil
 }
 
-// warnPassedOver says which newer objects "latest" did not choose, and why.
-func warnPassedOver(a *app, s store.Store, ch backup.Choice) {
+// warnPassedOver says which newer objects "latest" did not choose, and why
+// (when none was chosen, the error says why for the newest).
+func warnPassedOver(a *app, s store.Store, ch backup.Choice, chosen bool) {
 	if ch.FutureCount > 0 {
 		fmt.Fprintf(a.stderr, "backup_runner: warning: %d backups in %s are dated more than %s in the future and never count as latest (clock ahead, or planted): %s\n",
 			ch.FutureCount, s, status.ClockSkew, strings.Join(ch.Future, ", "))
 	}
 	for _, t := range ch.Skipped {
+		if !chosen {
+			break
+		}
 		fmt.Fprintf(a.stderr, "backup_runner: warning: skipped %s: %v\n", t.Name, t.Err)
 	}
 }

@@ -239,8 +239,8 @@ func Latest(ctx context.Context, s store.Store, host string, keys openpgp.Entity
 	}
 	for i, o := range cands {
 		if i == MaxCandidates {
-			return c, fmt.Errorf("%w: none of the newest %d of %d backups in %s carries a good signature by this host's key (newest %s); pass --backup NAME to choose an older one (see backup_runner list)",
-				ErrNoTrusted, MaxCandidates, len(cands), s, c.Skipped[0].Err)
+			return c, fmt.Errorf("%w: none of the newest %d of %d backups in %s carries a good signature by this host's key (the newest: %v); only %d are tried: pass --backup NAME to choose an older one (see backup_runner list)",
+				ErrNoTrusted, MaxCandidates, len(cands), s, c.Skipped[0].Err, MaxCandidates)
 		}
 		t, err := CheckStatement(ctx, s, host, o.Name, o.Size, keys)
 		if err != nil {
@@ -257,10 +257,10 @@ func Latest(ctx context.Context, s store.Store, host string, keys openpgp.Entity
 		return c, fmt.Errorf("%w: all %d backups in %s are dated more than %s in the future (newest %s): fix the clock (NTP), or find out who wrote them",
 			ErrNoTrusted, c.FutureCount, s, status.ClockSkew, c.Future[0])
 	case c.Skipped[0].Unsigned():
-		return c, fmt.Errorf("%w: none of the %d backups in %s carries a good signature by this host's key (newest %s); to read an unsigned one, name it: --backup NAME --allow-unsigned",
-			ErrNoTrusted, len(cands), s, c.Skipped[0].Err)
+		return c, fmt.Errorf("%w: no backup in %s carries a good signature by this host's key (%d checked; the newest: %v); to read an unsigned one, name it: --backup NAME --allow-unsigned",
+			ErrNoTrusted, s, len(cands), c.Skipped[0].Err)
 	default:
-		return c, fmt.Errorf("%w: none of the %d backups in %s carries a good signature by this host's key (newest %s)",
-			ErrNoTrusted, len(cands), s, c.Skipped[0].Err)
+		return c, fmt.Errorf("%w: no backup in %s carries a good signature by this host's key (%d checked; the newest: %v)",
+			ErrNoTrusted, s, len(cands), c.Skipped[0].Err)
 	}
 }
