@@ -70,9 +70,9 @@ func (c *backupCmd) run(ctx context.Context, a *app) int {
 	if err != nil {
 		return a.fail(exitFailure, "backup failed: %s", st.Error)
 	}
-	a.printf("backup ok: %s/%s/%s: %d files, %s in, %s stored, %d warnings, %s\n",
+	a.printf("backup ok: %s/%s/%s: %d files, %s in, %s stored, %d warnings, signed by %s, %s\n",
 		cfg.Destination.URL, cfg.Host, st.Object, st.Files, units.Bytes(st.BytesIn), units.Bytes(st.BytesOut),
-		st.Warnings, st.Duration().Round(1e7))
+		st.Warnings, st.Fingerprint, st.Duration().Round(1e7))
 	for _, w := range st.WarningList {
 		a.printf("  warning: %s\n", w)
 	}

@@ -218,6 +218,15 @@ func (c *statusCmd) run(ctx context.Context, a *app) int {
 	} else {
 		a.printf("test-restore: %s, %s ago: %s (%d files, %s verified)\n", describe(tr.Common), ago(now, tr.Common),
 			tr.Backup, tr.Files, units.Bytes(tr.Bytes))
+		switch {
+		case tr.SignedBy != "":
+			a.printf("              signed by %s, decrypted with %s\n", tr.SignedBy, tr.Fingerprint)
+		case tr.Unsigned:
+			a.printf("              UNSIGNED (read because --allow-unsigned asked)\n")
+		}
+		if tr.FutureCount > 0 {
+			a.printf("              warning: %d backups dated in the future (never latest): %s\n", tr.FutureCount, strings.Join(tr.FutureObjects, ", "))
+		}
 		for _, m := range tr.Mismatches {
 			a.printf("              mismatch: %s\n", m)
 		}
