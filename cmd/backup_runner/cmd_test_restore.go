@@ -46,7 +46,11 @@ func (c *testRestoreCmd) run(ctx context.Context, a *app) int {
 	// A name that is malformed or not in the destination is a usage
 	// error: it says nothing about the backups, so the status file (and
 	// the check reading it) is left as it was.
-	loc, lerr := locateBackup(ctx, a, cfg, c.Backup, st.Started)
+	lerr := checkAllowUnsigned(c.Backup, c.AllowUnsigned)
+	var loc *located
+	if lerr == nil {
+		loc, lerr = locateBackup(ctx, a, cfg, c.Backup, st.Started)
+	}
 	var usage *usageError
 	if errors.As(lerr, &usage) {
 		return a.fail(exitUsage, "test-restore: %v", lerr)
@@ -182,6 +186,9 @@ type openedBackup struct {
 // statement about the object, and opens it. A *usageError means the name
 // was wrong.
 func openBackup(ctx context.Context, a *app, cfg *config.Config, which string, allowUnsigned bool) (*openedBackup, error) {
+	if err := checkAllowUnsigned(which, allowUnsigned); err != nil {
+		return nil, err
+	}
 	loc, err := locateBackup(ctx, a, cfg, which, a.now())
 	if err != nil {
 		return nil, err
@@ -260,6 +267,15 @@ func warnPassedOver(a *app, s store.Store, ch backup.Choice, chosen bool) {
 		}
 		fmt.Fprintf(a.stderr, "backup_runner: warning: skipped %s: %v\n", t.Name, t.Err)
 	}
+}
+
+// checkAllowUnsigned refuses --allow-unsigned without a name: latest is
+// always a signed backup, so the flag would be ignored in silence.
+func checkAllowUnsigned(which string, allow bool) error {
+	if allow && (which == "" || which == "latest") {
+		return &usageError{errors.New("--allow-unsigned needs --backup NAME: latest is always a signed backup (see backup_runner list for the unsigned ones)")}
+	}
+	return nil
 }
 
 // parseBackupName turns --backup into an object name, "" for latest; a name

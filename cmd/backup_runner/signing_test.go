@@ -404,6 +404,14 @@ func TestBackupNameUsageErrors(t *testing.T) {
 			t.Errorf("--backup %s changed test-restore.json:\n%s", name, after)
 		}
 	}
+	for _, cmd := range [][]string{{"test-restore", "--allow-unsigned"}, {"restore", "--allow-unsigned", "--to", filepath.Join(r.dir, "x")}} {
+		if out, errs, code := r.run(cmd...); code != 2 || !strings.Contains(errs, "needs --backup NAME") {
+			t.Errorf("%v: exit %d, want 2\n%s%s", cmd, code, out, errs)
+		}
+	}
+	if _, after := r.trJSON(); !bytes.Equal(after, before) {
+		t.Errorf("--allow-unsigned without a name changed test-restore.json:\n%s", after)
+	}
 	if _, err := os.Stat(filepath.Join(r.dir, "x")); err == nil {
 		t.Error("restore with a bad --backup created its target")
 	}
