@@ -10,11 +10,13 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/drym-backup/drym/internal/crypt"
 	"github.com/drym-backup/drym/internal/status"
 	"github.com/drym-backup/drym/internal/testutil"
 )
@@ -206,7 +208,7 @@ func TestBackupToDirRestoresWithStockTools(t *testing.T) {
 	for _, e := range ents {
 		objects = append(objects, e.Name())
 	}
-	if len(objects) != 2 || !strings.HasSuffix(objects[0], ".tar.zst.gpg") || objects[1] != objects[0]+".sha256" {
+	if len(objects) != 3 || !strings.HasSuffix(objects[0], ".tar.zst.gpg") || objects[1] != objects[0]+".sha256" || objects[2] != objects[0]+".sig" {
 		t.Fatalf("destination holds %v", objects)
 	}
 	if objects[0] != b.Object {
@@ -216,8 +218,22 @@ func TestBackupToDirRestoresWithStockTools(t *testing.T) {
 		t.Fatalf("object name %q does not match <time>-<hex32>.tar.zst.gpg", b.Object)
 	}
 	sidecar, _ := os.ReadFile(filepath.Join(f.dest, "web1", objects[1]))
-	if string(sidecar) != b.SHA256+"  "+b.Object+"\n" {
-		t.Fatalf("sidecar %q", sidecar)
+	want := fmt.Sprintf("# drym backup statement 1\n# host web1\n# size %d\n%s  %s\n", b.BytesOut, b.SHA256, b.Object)
+	if string(sidecar) != want || b.Signature != objects[2] {
+		t.Fatalf("statement %q, signature %q", sidecar, b.Signature)
+	}
+	// Stock tools trust it: gpg verifies the host key's signature over the
+	// statement, then sha256sum -c checks the object against it.
+	verifyStock(t, filepath.Join(f.dest, "web1"), b.Object, strings.TrimSuffix(f.key, ".asc")+".pub.asc")
+	// key_ids are the session key packets' key IDs, as gpg reads them
+	// from the object; the history and the last success carry them too.
+	gpgIDs := packetKeyIDs(t, filepath.Join(f.dest, "web1", b.Object))
+	if len(gpgIDs) != 1 || !slices.Equal(b.KeyIDs, gpgIDs) {
+		t.Fatalf("key_ids %v, gpg --list-packets %v", b.KeyIDs, gpgIDs)
+	}
+	if len(b.History) != 1 || !slices.Equal(b.History[0].KeyIDs, gpgIDs) || b.History[0].Signature != b.Signature ||
+		b.LastSuccess == nil || !slices.Equal(b.LastSuccess.KeyIDs, gpgIDs) || b.LastSuccess.Signature != b.Signature {
+		t.Fatalf("history %+v, last success %+v", b.History, b.LastSuccess)
 	}
 	sum, err := exec.Command("sha256sum", filepath.Join(f.dest, "web1", b.Object)).Output()
 	must(t, err)
@@ -255,7 +271,7 @@ func TestBackupToS3PutOnly(t *testing.T) {
 	}
 	b := f.backupStatus()
 	keys := srv.Keys(t, "drym/web1/")
-	if len(keys) != 2 || keys[0] != "drym/web1/"+b.Object || keys[1] != keys[0]+".sha256" {
+	if len(keys) != 3 || keys[0] != "drym/web1/"+b.Object || keys[1] != keys[0]+".sha256" || keys[2] != keys[0]+".sig" {
 		t.Fatalf("bucket holds %v, status names %s", keys, b.Object)
 	}
 	// Download with aws-cli using the read-only profile, restore with stock tools.
@@ -393,6 +409,15 @@ func TestInitIsIdempotent(t *testing.T) {
 	if len(retired) != 2 { // secret and public
 		t.Fatalf("retired keys: %v", retired)
 	}
+	// Named, like the escrow zip, after the first 16 hex digits of the
+	// old key's fingerprint.
+	old, err := crypt.ParseKeys(key1)
+	must(t, err)
+	for _, p := range retired {
+		if !strings.HasPrefix(filepath.Base(p), filepath.Base(f.key)+"."+crypt.Fingerprint(old[0])[:16]+".retired-") {
+			t.Errorf("retired key %s is not named after %s…", p, crypt.Fingerprint(old[0])[:16])
+		}
+	}
 }
 
 // Bad settings exit 2 naming the key and line.
@@ -447,6 +472,8 @@ func testWarningsAsNobody(t *testing.T) {
 	must(t, os.Chmod(filepath.Join(f.dir, "etc"), 0o755))
 	must(t, os.Chmod(strings.TrimSuffix(f.key, ".asc")+".pub.asc", 0o644))
 	must(t, os.Chmod(f.cfg, 0o644))
+	// backup signs with the secret key: the runner's user must read it.
+	must(t, os.Chown(f.key, 65534, 65534))
 	filepath.WalkDir(f.dir, func(p string, d fs.DirEntry, err error) error {
 		if err == nil && d.IsDir() {
 			os.Chmod(p, 0o777)

@@ -53,9 +53,10 @@ func (c *backupCmd) run(ctx context.Context, a *app) int {
 		st.Object, st.BytesOut, st.SHA256 = res.Name, res.BytesOut, res.SHA256
 		st.BytesIn, st.Files, st.Dirs, st.Symlinks = res.Stats.BytesIn, res.Stats.Files, res.Stats.Dirs, res.Stats.Symlinks
 		st.Warnings, st.WarningList = res.Stats.Warnings, res.Stats.WarningList
+		st.KeyIDs, st.Signature = res.KeyIDs, res.Signature
 	}
 	if err != nil {
-		st.Object, st.SHA256 = "", "" // nothing was stored under that name
+		st.Object, st.SHA256, st.Signature = "", "", "" // nothing trustworthy was stored under that name
 	}
 	run := st.Run()
 	st.History = status.AddHistory(st.History, run)
@@ -69,9 +70,9 @@ func (c *backupCmd) run(ctx context.Context, a *app) int {
 	if err != nil {
 		return a.fail(exitFailure, "backup failed: %s", st.Error)
 	}
-	a.printf("backup ok: %s/%s/%s: %d files, %s in, %s stored, %d warnings, %s\n",
+	a.printf("backup ok: %s/%s/%s: %d files, %s in, %s stored, %d warnings, signed by %s, %s\n",
 		cfg.Destination.URL, cfg.Host, st.Object, st.Files, units.Bytes(st.BytesIn), units.Bytes(st.BytesOut),
-		st.Warnings, st.Duration().Round(1e7))
+		st.Warnings, st.Fingerprint, st.Duration().Round(1e7))
 	for _, w := range st.WarningList {
 		a.printf("  warning: %s\n", w)
 	}
@@ -80,6 +81,10 @@ func (c *backupCmd) run(ctx context.Context, a *app) int {
 
 func (c *backupCmd) backup(ctx context.Context, a *app, cfg *config.Config, st *status.Backup) (*backup.Result, error) {
 	keys, err := recipients(cfg)
+	if err != nil {
+		return nil, err
+	}
+	signer, err := signingKey(cfg, keys[0])
 	if err != nil {
 		return nil, err
 	}
@@ -94,14 +99,43 @@ func (c *backupCmd) backup(ctx context.Context, a *app, cfg *config.Config, st *
 	prog := newProgress(a, "backup")
 	defer prog.Close()
 	res, err := backup.Run(ctx, backup.Params{
-		Host: cfg.Host, Sources: cfg.Sources, Exclude: cfg.Exclude, Recipients: keys,
+		Host: cfg.Host, Sources: cfg.Sources, Exclude: cfg.Exclude, Recipients: keys, Signer: signer,
 		Store: s, Now: a.now(), OnFile: prog.File, OnOutput: prog.Output,
 	})
 	return &res, err
 }
 
+// signingKey reads the host secret key, which signs each backup's
+// statement (backup runs as root). It must be the key whose public half the
+// backup is encrypted to: a mismatch means one of the two files was
+// replaced, and a backup signed by one key and encrypted to another would
+// fail every restore.
+func signingKey(cfg *config.Config, host *openpgp.Entity) (*openpgp.Entity, error) {
+	keys, err := crypt.ReadKeyFile(cfg.KeyFile)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		return nil, fmt.Errorf("host secret key %s missing (it signs every backup): copy host-key.asc from the escrow zip (drym-%s/host-key.asc) to it, or run backup_runner init", cfg.KeyFile, cfg.Host)
+	case errors.Is(err, os.ErrPermission):
+		return nil, fmt.Errorf("cannot read host secret key %s: permission denied (backup signs with it: run as root)", cfg.KeyFile)
+	case err != nil:
+		return nil, fmt.Errorf("host secret key: %v", err)
+	}
+	k := keys[0]
+	if k.PrivateKey == nil {
+		return nil, fmt.Errorf("%s holds no secret key (is it the public half?)", cfg.KeyFile)
+	}
+	if k.PrivateKey.Encrypted {
+		return nil, fmt.Errorf("host secret key %s is protected by a passphrase: drym's host key has none (cron must use it)", cfg.KeyFile)
+	}
+	if crypt.Fingerprint(k) != crypt.Fingerprint(host) {
+		return nil, fmt.Errorf("host secret key %s (%s) and public key %s (%s) disagree: restore the matching pair from the escrow zip",
+			cfg.KeyFile, crypt.Fingerprint(k), cfg.PublicKeyFile(), crypt.Fingerprint(host))
+	}
+	return k, nil
+}
+
 // recipients returns the host public key first, then the extra recipients.
-// Encrypting needs only public keys: the backup never touches the secret.
+// Encrypting needs only public keys; the secret key only signs.
 func recipients(cfg *config.Config) ([]*openpgp.Entity, error) {
 	pub := cfg.PublicKeyFile()
 	host, err := crypt.ReadKeyFile(pub)

@@ -192,11 +192,16 @@ func (c *initCmd) hostKey(cfg *config.Config) (fp string, created bool, err erro
 		if err != nil {
 			return "", false, fmt.Errorf("host key: %v", err)
 		}
-		retired := fmt.Sprintf("%s.%s.retired-%s", cfg.KeyFile, crypt.Fingerprint(keys[0])[24:], time.Now().UTC().Format("20060102T150405Z"))
+		// The first 16 hex digits of the fingerprint, as in the escrow
+		// zip's name, so the two are matched by eye.
+		retired := crypt.RetiredKeyPath(cfg.KeyFile, keys[0], time.Now())
 		if err := os.Rename(cfg.KeyFile, retired); err != nil {
 			return "", false, err
 		}
 		_ = os.Rename(pub, retired+".pub")
+		if err := crypt.SyncDir(filepath.Dir(cfg.KeyFile)); err != nil {
+			return "", false, err
+		}
 	case !errors.Is(serr, os.ErrNotExist):
 		return "", false, fmt.Errorf("host key: %v", serr)
 	}

@@ -3,11 +3,17 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
-	"slices"
+	"strings"
+	"sync"
 	"time"
 
+	"github.com/ProtonMail/go-crypto/openpgp"
+
 	"github.com/drym-backup/drym/internal/backup"
+	"github.com/drym-backup/drym/internal/config"
+	"github.com/drym-backup/drym/internal/crypt"
 	"github.com/drym-backup/drym/internal/status"
 	"github.com/drym-backup/drym/internal/store"
 	"github.com/drym-backup/drym/internal/units"
@@ -16,6 +22,28 @@ import (
 type listCmd struct {
 	JSON bool `arg:"--json" help:"machine-readable output"`
 }
+
+// listItem is one backup object as list shows it.
+type listItem struct {
+	Name string    `json:"name"`
+	Time time.Time `json:"time"`
+	Size int64     `json:"size"`
+	// Signature is "signed" (a good signature by the host key or a
+	// retired one, and the statement agrees with the object), "unsigned"
+	// (legacy: no signature), "untrusted" (any other failure: see
+	// Problem) or "unchecked" (the host's public key could not be read).
+	Signature string `json:"signature"`
+	SignedBy  string `json:"signed_by,omitempty"`
+	Problem   string `json:"problem,omitempty"`
+	// Future is true when the name is dated more than 5 minutes after
+	// now: never latest.
+	Future bool `json:"future"`
+	// Latest marks the object test-restore and restore choose as latest.
+	Latest bool `json:"latest"`
+}
+
+// listWorkers bounds the statement checks in flight (two small reads each).
+const listWorkers = 8
 
 func (c *listCmd) run(ctx context.Context, a *app) int {
 	cfg, code, err := a.loadConfig()
@@ -26,26 +54,64 @@ func (c *listCmd) run(ctx context.Context, a *app) int {
 	if err != nil {
 		return a.fail(exitFailure, "%v", err)
 	}
-	type item struct {
-		Name string    `json:"name"`
-		Time time.Time `json:"time"`
-		Size int64     `json:"size"`
-	}
-	var items []item
-	err = s.List(ctx, "", func(i store.Info) error {
-		if t, err := backup.ParseName(i.Name); err == nil {
-			items = append(items, item{Name: i.Name, Time: t, Size: i.Size})
-		}
-		return nil
-	})
+	objs, err := backup.Objects(ctx, s)
 	if err != nil {
 		return a.fail(exitFailure, "%v", err)
 	}
-	slices.Reverse(items) // newest first
-	if c.JSON {
-		if items == nil {
-			items = []item{}
+	keys, kerr := publicKeys(cfg)
+	if kerr != nil {
+		fmt.Fprintf(a.stderr, "backup_runner: warning: signatures not checked: %v\n", kerr)
+	}
+	now := a.now()
+	items := make([]listItem, len(objs))
+	errs := make([]error, len(objs))
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, listWorkers)
+	for i, o := range objs {
+		t, _ := backup.ParseName(o.Name)
+		items[i] = listItem{Name: o.Name, Time: t, Size: o.Size, Future: backup.Future(o.Name, now), Signature: "unchecked"}
+		if kerr != nil {
+			continue
 		}
+		wg.Go(func() {
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			tr, err := backup.CheckStatement(ctx, s, cfg.Host, o.Name, o.Size, keys)
+			if err != nil {
+				errs[i] = err
+				return
+			}
+			it := &items[i]
+			switch {
+			case tr.Err == nil:
+				it.Signature, it.SignedBy = "signed", crypt.Fingerprint(tr.Signer)
+			case tr.Unsigned():
+				it.Signature = "unsigned"
+			default:
+				it.Signature, it.Problem = "untrusted", tr.Err.Error()
+			}
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return a.fail(exitFailure, "%v", err)
+	}
+	// The same choice as backup.Latest: the newest signed object not
+	// dated in the future, among the newest MaxCandidates of those.
+	cands := 0
+	for i := range items {
+		if items[i].Future {
+			continue
+		}
+		if cands++; cands > backup.MaxCandidates {
+			break
+		}
+		if items[i].Signature == "signed" {
+			items[i].Latest = true
+			break
+		}
+	}
+	if c.JSON {
 		out, _ := json.MarshalIndent(items, "", "  ")
 		fmt.Fprintln(a.stdout, string(out))
 		return exitOK
@@ -54,10 +120,52 @@ func (c *listCmd) run(ctx context.Context, a *app) int {
 		a.printf("no backups in %s\n", s)
 		return exitOK
 	}
+	var future, unsigned, untrusted int
 	for _, i := range items {
-		a.printf("%s  %10s  %s\n", i.Time.Format(time.RFC3339), units.Bytes(i.Size), i.Name)
+		marks := []string{i.Signature}
+		switch i.Signature {
+		case "unsigned":
+			marks[0], unsigned = "UNSIGNED", unsigned+1
+		case "untrusted":
+			marks[0], untrusted = "UNTRUSTED", untrusted+1
+		}
+		if i.Future {
+			marks, future = append(marks, "FUTURE"), future+1
+		}
+		if i.Latest {
+			marks = append(marks, "latest")
+		}
+		a.printf("%s  %10s  %s  %s\n", i.Time.Format(time.RFC3339), units.Bytes(i.Size), i.Name, strings.Join(marks, " "))
+		if i.Problem != "" {
+			a.printf("    %s\n", i.Problem)
+		}
+	}
+	if future > 0 {
+		a.printf("FUTURE: %d dated more than %s ahead of this host's clock (clock was ahead, or planted): never latest\n", future, status.ClockSkew)
+	}
+	if unsigned > 0 {
+		a.printf("UNSIGNED: %d without a signature (made before drym signed its backups, or planted): read only with --backup NAME --allow-unsigned\n", unsigned)
+	}
+	if untrusted > 0 {
+		a.printf("UNTRUSTED: %d whose signature or statement is wrong: not made by this host, or altered; do not restore them\n", untrusted)
 	}
 	return exitOK
+}
+
+// publicKeys reads the host public key and the retired ones beside the
+// secret key file: enough to verify signatures without root.
+func publicKeys(cfg *config.Config) (openpgp.EntityList, error) {
+	keys, err := crypt.ReadKeyFile(cfg.PublicKeyFile())
+	if err != nil {
+		return nil, fmt.Errorf("host public key: %v (run backup_runner init)", err)
+	}
+	_, retired := crypt.RetiredKeyFiles(cfg.KeyFile)
+	for _, p := range retired {
+		if old, err := crypt.ReadKeyFile(p); err == nil {
+			keys = append(keys, old...)
+		}
+	}
+	return keys, nil
 }
 
 type statusCmd struct {
@@ -110,6 +218,15 @@ func (c *statusCmd) run(ctx context.Context, a *app) int {
 	} else {
 		a.printf("test-restore: %s, %s ago: %s (%d files, %s verified)\n", describe(tr.Common), ago(now, tr.Common),
 			tr.Backup, tr.Files, units.Bytes(tr.Bytes))
+		switch {
+		case tr.SignedBy != "":
+			a.printf("              signed by %s, decrypted with %s\n", tr.SignedBy, tr.Fingerprint)
+		case tr.Unsigned:
+			a.printf("              UNSIGNED (read because --allow-unsigned asked)\n")
+		}
+		if tr.FutureCount > 0 {
+			a.printf("              warning: %d backups dated in the future (never latest): %s\n", tr.FutureCount, strings.Join(tr.FutureObjects, ", "))
+		}
 		for _, m := range tr.Mismatches {
 			a.printf("              mismatch: %s\n", m)
 		}

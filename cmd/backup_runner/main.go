@@ -31,11 +31,11 @@ type args struct {
 	Quiet   bool   `arg:"-q,--quiet" help:"print only errors"`
 
 	Init        *initCmd        `arg:"subcommand:init" help:"write settings, create the host key, ship the escrow zip (safe to re-run)"`
-	Backup      *backupCmd      `arg:"subcommand:backup" help:"make one backup"`
-	TestRestore *testRestoreCmd `arg:"subcommand:test-restore" help:"download a backup and verify every file against its manifest"`
-	Restore     *restoreCmd     `arg:"subcommand:restore" help:"restore a backup into a directory"`
+	Backup      *backupCmd      `arg:"subcommand:backup" help:"make one backup and sign it with the host key (runs as root)"`
+	TestRestore *testRestoreCmd `arg:"subcommand:test-restore" help:"check a backup's signature, download it and verify every file against its manifest"`
+	Restore     *restoreCmd     `arg:"subcommand:restore" help:"check a backup's signature and restore it into a directory"`
 	Escrow      *escrowCmd      `arg:"subcommand:escrow" help:"rebuild and ship the escrow zip"`
-	List        *listCmd        `arg:"subcommand:list" help:"list the backups in the destination, newest first"`
+	List        *listCmd        `arg:"subcommand:list" help:"list the backups in the destination, newest first: signed or not, dated in the future, latest"`
 	Status      *statusCmd      `arg:"subcommand:status" help:"show the last backup, test restore and escrow"`
 }
 
@@ -43,15 +43,18 @@ func (args) Version() string { return "backup_runner " + version.Version }
 
 func (args) Description() string {
 	return `backup_runner makes drym backups: tar + zstd + OpenPGP, streamed to a local
-directory or S3 under names nobody can guess or overwrite; it runs test
-restores, ships the key escrow zip, and records every outcome in status files
-that the Nagios checks read (check_backup_age, check_test_restore,
-check_key_escrow).
+directory or S3 under names nobody can guess or overwrite, each signed with the
+host key; it runs test restores (which, like restore, trust only backups the
+host key signed), ships the key escrow zip, and records every outcome in
+status files that the Nagios checks read (check_backup_age,
+check_test_restore, check_key_escrow).
 `
 }
 
 func (args) Epilogue() string {
-	return `Exit status: 0 success, 1 failure (the status file says why), 2 usage or settings error.
+	return `Exit status: 0 success, 1 failure (the status file says why), 2 usage or settings
+error (also a --backup name that is malformed or not in the destination; no
+status file is written).
 
 Examples:
   backup_runner init --source /etc --source /var/www --dest s3://bucket/drym --escrow dir:///mnt/escrow

@@ -13,6 +13,7 @@ import (
 
 	"github.com/drym-backup/drym/internal/config"
 	"github.com/drym-backup/drym/internal/plugin"
+	"github.com/drym-backup/drym/internal/statement"
 	"github.com/drym-backup/drym/internal/status"
 	"github.com/drym-backup/drym/internal/store"
 	"github.com/drym-backup/drym/internal/units"
@@ -122,7 +123,12 @@ func remote(ctx context.Context, cfg *config.Config, run *status.BackupRun) *rem
 		rf.SidecarErr = err
 		return rf
 	}
-	if fields := strings.Fields(string(data)); len(fields) > 0 {
+	// The sidecar is the host's statement (comment lines, then the
+	// sha256sum line); a legacy one is that line alone. Anything else
+	// keeps its first word, which then disagrees with the record.
+	if st, err := statement.Parse(data, name); err == nil {
+		rf.SidecarSHA = st.SHA256
+	} else if fields := strings.Fields(string(data)); len(fields) > 0 {
 		rf.SidecarSHA = strings.ToLower(fields[0])
 	}
 	return rf

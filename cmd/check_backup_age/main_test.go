@@ -19,6 +19,7 @@ import (
 
 	"github.com/drym-backup/drym/internal/plugin"
 	"github.com/drym-backup/drym/internal/plugin/plugintest"
+	"github.com/drym-backup/drym/internal/statement"
 	"github.com/drym-backup/drym/internal/status"
 	"github.com/drym-backup/drym/internal/store"
 	"github.com/drym-backup/drym/internal/testutil"
@@ -396,6 +397,11 @@ func TestBinaryRemoteDir(t *testing.T) {
 		first string
 	}{
 		{"present", func() {}, 0, "OK: last backup 2h ago"},
+		{"signed statement", func() {
+			st := statement.Statement{Host: "web1", Object: objName, Size: b.BytesOut, SHA256: sha}
+			os.Remove(obj + ".sha256")
+			os.WriteFile(obj+".sha256", st.Marshal(), 0o644)
+		}, 0, "OK: last backup 2h ago"},
 		{"sidecar missing", func() { os.Remove(obj + ".sha256") }, 1, "WARNING: the sidecar web1/" + objName + ".sha256 is missing from dir://" + dest},
 		{"truncated", func() { os.Truncate(obj, 10) }, 2, "CRITICAL: the last backup web1/" + objName + " in dir://" + dest + " is 10 bytes"},
 		{"deleted", func() { os.Remove(obj) }, 2, "CRITICAL: the last backup web1/" + objName + " is missing from dir://" + dest},

@@ -1,10 +1,16 @@
 // Package backup produces one backup object: it streams the sources through
 // archive (tar + manifest) → zstd → OpenPGP → store, on overlapping
 // goroutines joined by bounded pipes, so nothing is spooled to disk and memory
-// does not grow with the data.
+// does not grow with the data. Beside the object it stores the host's signed
+// statement about it (<name>.sha256 and <name>.sig, see internal/statement).
+//
+// It also judges objects for readers (trust.go): whether a statement is
+// signed by the host key, which object is "latest", which are dated in the
+// future.
 package backup
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -16,7 +22,6 @@ import (
 	"os"
 	"regexp"
 	"runtime/debug"
-	"strings"
 	"sync"
 	"time"
 
@@ -26,17 +31,22 @@ import (
 	"github.com/drym-backup/drym/internal/archive"
 	"github.com/drym-backup/drym/internal/crypt"
 	"github.com/drym-backup/drym/internal/pipe"
+	"github.com/drym-backup/drym/internal/statement"
 	"github.com/drym-backup/drym/internal/store"
 )
 
 // Suffix ends every backup object name.
 const Suffix = ".tar.zst.gpg"
 
-// SidecarSuffix ends the name of the object holding a backup's SHA-256.
-const SidecarSuffix = ".sha256"
+// Suffixes of the objects stored beside a backup object: the statement
+// (sha256sum format) and its detached signature by the host key.
+const (
+	SidecarSuffix   = statement.SidecarSuffix
+	SignatureSuffix = statement.SignatureSuffix
+)
 
 // timeLayout is the UTC timestamp at the start of a name: lexical order of
-// names is time order, so "latest" is the last name listed.
+// names is time order (what "latest" means is in trust.go).
 const timeLayout = "20060102T150405Z"
 
 // NewName returns <UTC yyyymmddThhmmssZ>-<128 random bits in hex>.tar.zst.gpg:
@@ -71,8 +81,13 @@ type Params struct {
 	Sources    []string
 	Exclude    []string
 	Recipients []*openpgp.Entity // the host key first, then extra recipients
-	Store      store.Store
-	Now        time.Time
+	// Signer is the host's secret key: it signs the statement about the
+	// object, which is what makes the backup the host's own (SEIPD's MDC
+	// is no MAC: anyone with the public key can make an object that
+	// decrypts).
+	Signer *openpgp.Entity
+	Store  store.Store
+	Now    time.Time
 	// OnFile is called after each regular file (progress).
 	OnFile func(size int64)
 	// OnOutput is called as encrypted bytes are stored (progress).
@@ -85,6 +100,11 @@ type Result struct {
 	Stats    archive.Stats
 	BytesOut int64
 	SHA256   string
+	// KeyIDs are the key IDs of the session key packets written: the
+	// keys that can decrypt the object.
+	KeyIDs []string
+	// Signature is the name of the statement's signature object.
+	Signature string
 }
 
 // Pipeline sizing: 1 MiB chunks, 4 deep, between each pair of stages. On
@@ -156,6 +176,11 @@ func Run(ctx context.Context, p Params) (Result, error) {
 	if len(p.Recipients) == 0 {
 		return Result{}, errors.New("no encryption keys")
 	}
+	// Refuse before anything is stored: an object without a signature
+	// is one no reader may trust.
+	if p.Signer == nil || p.Signer.PrivateKey == nil || p.Signer.PrivateKey.Encrypted {
+		return Result{}, errors.New("no usable secret host key to sign the backup with")
+	}
 	name, err := NewName(p.Now)
 	if err != nil {
 		return Result{}, err
@@ -178,6 +203,7 @@ func Run(ctx context.Context, p Params) (Result, error) {
 	encrypted := pipe.New(chunkSize, chunkDepth)
 	var wg sync.WaitGroup
 	var archErr, encErr error
+	var keyIDs []string
 
 	// Stage 1: walk, read, hash, tar, compress.
 	wg.Go(func() {
@@ -207,6 +233,7 @@ func Run(ctx context.Context, p Params) (Result, error) {
 			if err != nil {
 				return err
 			}
+			keyIDs = enc.KeyIDs()
 			if _, err := compressed.WriteTo(enc); err != nil {
 				return err
 			}
@@ -249,10 +276,22 @@ func Run(ctx context.Context, p Params) (Result, error) {
 	}
 	res.BytesOut = n
 	res.SHA256 = hex.EncodeToString(h.Sum(nil))
-	sidecar := res.SHA256 + "  " + name + "\n"
-	if _, err := p.Store.Put(ctx, name+SidecarSuffix, strings.NewReader(sidecar)); err != nil {
-		return res, fmt.Errorf("storing checksum %s%s: %w", name, SidecarSuffix, err)
+	res.KeyIDs = keyIDs
+	// The statement, then its signature, each written like every object
+	// (never over an existing one). A reader trusts the object only when
+	// both are there and agree with it.
+	stmt := statement.Statement{Host: p.Host, Object: name, Size: n, SHA256: res.SHA256}.Marshal()
+	sig, err := statement.Sign(stmt, p.Signer)
+	if err != nil {
+		return res, err
 	}
+	if _, err := p.Store.Put(ctx, name+SidecarSuffix, bytes.NewReader(stmt)); err != nil {
+		return res, fmt.Errorf("storing the statement %s%s: %w", name, SidecarSuffix, err)
+	}
+	if _, err := p.Store.Put(ctx, name+SignatureSuffix, bytes.NewReader(sig)); err != nil {
+		return res, fmt.Errorf("storing the signature %s%s: %w", name, SignatureSuffix, err)
+	}
+	res.Signature = name + SignatureSuffix
 	return res, nil
 }
 

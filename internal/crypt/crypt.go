@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -91,7 +92,8 @@ func ArmorPublic(e *openpgp.Entity) ([]byte, error) {
 // WriteKeyFiles writes the secret key to secretPath with mode 0600 from the
 // moment the file exists (O_CREATE|O_EXCL with the mode, so there is no window
 // with a wider mode and an existing key is never replaced), and the public key
-// to publicPath with mode 0644.
+// to publicPath with mode 0644; then it fsyncs their directories, so the
+// new names survive a crash too.
 func WriteKeyFiles(e *openpgp.Entity, secretPath, publicPath string) error {
 	sec, err := ArmorSecret(e)
 	if err != nil {
@@ -106,6 +108,12 @@ func WriteKeyFiles(e *openpgp.Entity, secretPath, publicPath string) error {
 	}
 	if err := writeExcl(publicPath, pub, 0o644); err != nil {
 		return err
+	}
+	if err := SyncDir(filepath.Dir(secretPath)); err != nil {
+		return err
+	}
+	if d := filepath.Dir(publicPath); d != filepath.Dir(secretPath) {
+		return SyncDir(d)
 	}
 	return nil
 }
@@ -169,10 +177,18 @@ func ParseKeys(data []byte) (openpgp.EntityList, error) {
 	return keys, nil
 }
 
+// Encrypter is the writer Encrypt returns.
+type Encrypter interface {
+	io.WriteCloser
+	// KeyIDs returns the key IDs (KeyID) of the public-key encrypted
+	// session key packets the encrypter wrote, in order.
+	KeyIDs() []string
+}
+
 // Encrypt returns a writer that encrypts what is written to it to every key
 // in to, writing the OpenPGP message (binary, SEIPDv1 with MDC, AES-256) to w.
 // Close flushes the final packet; it does not close w.
-func Encrypt(w io.Writer, to []*openpgp.Entity) (io.WriteCloser, error) {
+func Encrypt(w io.Writer, to []*openpgp.Entity) (Encrypter, error) {
 	if len(to) == 0 {
 		return nil, errors.New("no recipient keys")
 	}

@@ -111,7 +111,15 @@ type seipdWriter struct {
 	scratch [8]byte
 	err     error
 	closed  bool
+	// keyIDs names the session key packets written (see KeyIDs).
+	keyIDs []string
 }
+
+// KeyIDs returns the key IDs of the public-key encrypted session key packets
+// written, in order, as 16 upper-case hex digits: the keys whose secret
+// decrypts the message (encryption subkeys, as `gpg --list-packets` shows
+// them).
+func (s *seipdWriter) KeyIDs() []string { return append([]string(nil), s.keyIDs...) }
 
 // cipherFor picks the cipher go-crypto would: AES-256 unless a recipient's
 // preferences rule it out, then AES-128 (which every OpenPGP implementation
@@ -144,6 +152,7 @@ func newSEIPDWriter(w io.Writer, to []*openpgp.Entity, c *packet.Config) (*seipd
 	if _, err := rand.Read(key); err != nil {
 		return nil, err
 	}
+	var ids []string
 	for _, e := range to {
 		k, ok := e.EncryptionKey(c.Now())
 		if !ok {
@@ -152,6 +161,7 @@ func newSEIPDWriter(w io.Writer, to []*openpgp.Entity, c *packet.Config) (*seipd
 		if err := packet.SerializeEncryptedKeyAEAD(w, k.PublicKey, cf, false, key, c); err != nil {
 			return nil, err
 		}
+		ids = append(ids, KeyID(k.PublicKey.KeyId))
 	}
 	block, err := aes.NewCipher(key)
 	if err != nil {
@@ -160,6 +170,7 @@ func newSEIPDWriter(w io.Writer, to []*openpgp.Entity, c *packet.Config) (*seipd
 	s := &seipdWriter{
 		w: w, cfb: newCFB(block), mdc: sha1.New(),
 		out: make([]byte, 1+partialSize), lit: make([]byte, 0, partialSize),
+		keyIDs: ids,
 	}
 	// The SEIPD packet: new-format tag, then its body in partial chunks,
 	// starting with version 1.

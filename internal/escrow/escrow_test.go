@@ -86,7 +86,8 @@ func TestBuildDeterministicAndInspectable(t *testing.T) {
 		t.Fatalf("members %v, want %v", names, want)
 	}
 	doc := string(f.Contents[MemberRestoreDoc])
-	for _, s := range []string{fp, "aws s3 ls s3://backups/drym/web1/", "--endpoint-url https://s3.example.net", "--profile drym-read"} {
+	for _, s := range []string{fp, "aws s3 ls s3://backups/drym/web1/", "--endpoint-url https://s3.example.net", "--profile drym-read",
+		"gpg --verify NAME.tar.zst.gpg.sig NAME.tar.zst.gpg.sha256", "before decrypting anything", "--allow-unsigned"} {
 		if !strings.Contains(doc, s) {
 			t.Errorf("RESTORE.md lacks %q", s)
 		}

@@ -1,12 +1,22 @@
 #!/bin/sh
 # restore.sh: restore a drym backup with stock tools, from this folder alone.
 #
-#   sh restore.sh [latest|NAME] TARGET_DIR
+#   sh restore.sh [--allow-unsigned] [latest|NAME] TARGET_DIR
 #
 # Needs gpg, zstd, tar and sha256sum (plus aws-cli for an s3:// destination).
 # The key is imported into a temporary GNUPGHOME that is removed afterwards;
 # your own keyring is only used to decrypt host-key.asc.gpg when the key in
 # this folder is encrypted to the team's keys.
+#
+# Nothing is decrypted before it is trusted: the host's statement about the
+# backup (NAME.sha256) must carry a good signature by the host key in this
+# folder (NAME.sig, checked with gpg --verify), then the object must match it
+# (sha256sum -c). Anyone who may write to the destination can store an
+# object encrypted to the host's public key; only the host key signs.
+# "latest" is the newest backup so signed whose name is dated at most 5
+# minutes ahead of this machine's clock. A backup made before drym signed
+# its backups has no NAME.sig: name it and add --allow-unsigned to restore
+# it anyway.
 #
 # Where the backups are comes from drym.toml ([destination] url, endpoint,
 # region, read_profile). DRYM_SOURCE overrides the url, e.g. when the backup
@@ -17,11 +27,20 @@ set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 die() { echo "restore.sh: $*" >&2; exit 1; }
 
+allow_unsigned=
+if [ "${1:-}" = --allow-unsigned ]; then
+	allow_unsigned=1
+	shift
+fi
 case $# in
 1) which=latest; target=$1 ;;
 2) which=$1; target=$2 ;;
-*) echo "usage: sh restore.sh [latest|NAME] TARGET_DIR" >&2; exit 2 ;;
+*) echo "usage: sh restore.sh [--allow-unsigned] [latest|NAME] TARGET_DIR" >&2; exit 2 ;;
 esac
+if [ -n "$allow_unsigned" ] && [ "$which" = latest ]; then
+	echo "restore.sh: --allow-unsigned needs a backup NAME: latest is always a signed backup" >&2
+	exit 2
+fi
 
 for tool in gpg zstd tar sha256sum; do
 	command -v "$tool" >/dev/null 2>&1 || die "$tool is not installed (Debian: apt-get install gnupg zstd tar coreutils)"
@@ -86,6 +105,9 @@ if [ ! -f "$key" ] && [ -f "$here/host-key.asc.gpg" ]; then
 fi
 [ -f "$key" ] || die "no host-key.asc in $here"
 gpg --batch --quiet --import "$key" 2>"$tmp/import.log" || { cat "$tmp/import.log" >&2; die "cannot import $key"; }
+# The host key's fingerprint: a signature counts only when it is by this key.
+fpr=$(gpg --batch --with-colons --list-secret-keys 2>/dev/null | sed -n 's/^fpr:::::::::\([0-9A-F]*\):$/\1/p' | head -n 1)
+[ -n "$fpr" ] || die "no secret key in $key"
 
 pattern='^[0-9]\{8\}T[0-9]\{6\}Z-[0-9a-f]\{32\}\.tar\.zst\.gpg$'
 case $which in
@@ -96,6 +118,7 @@ latest) name= ;;
 	;;
 esac
 
+mkdir -m 700 "$tmp/m"
 case $url in
 s3://*)
 	command -v aws >/dev/null 2>&1 || die "aws-cli is not installed (apt-get install awscli): the backups are in $url"
@@ -111,41 +134,160 @@ s3://*)
 		if [ -n "$profile" ]; then set -- --profile "$profile" "$@"; fi
 		aws "$@"
 	}
-	if [ -z "$name" ]; then
-		awsc s3 ls "$base" >"$tmp/list" || die "cannot list $base (credentials: profile '${profile:-default}')"
-		name=$(sed -n 's/^.*[[:space:]]\([^[:space:]]*\)$/\1/p' "$tmp/list" | grep "$pattern" | LC_ALL=C sort | tail -n 1)
-		[ -n "$name" ] || die "no backup of $host in $base"
-	fi
-	echo "restore.sh: downloading $base$name" >&2
-	awsc s3 cp --quiet "$base$name" "$tmp/$name" || die "cannot download $base$name"
-	obj="$tmp/$name"
-	sidecar=
-	if awsc s3 cp --quiet "$base$name.sha256" "$tmp/$name.sha256" 2>/dev/null; then sidecar="$tmp/$name.sha256"; fi
+	list() { awsc s3 ls "$base" >"$tmp/list" || die "cannot list $base (credentials: profile '${profile:-default}')"; sed -n 's/^.*[[:space:]]\([^[:space:]]*\)$/\1/p' "$tmp/list"; }
+	# fetch NAME: copy a small object beside the backup into $tmp/m; 1 if absent.
+	fetch() { awsc s3 cp --quiet "$base$1" "$tmp/m/$1" >/dev/null 2>&1; }
+	where=$base
 	;;
 dir://* | file://* | /*)
 	dir=${url#dir://}
 	dir=${dir#file://}
 	dir="$dir/$host"
 	[ -d "$dir" ] || die "no backup directory $dir (mount the destination, or set DRYM_SOURCE to where it is)"
-	if [ -z "$name" ]; then
-		name=$(ls -1 "$dir" | grep "$pattern" | LC_ALL=C sort | tail -n 1)
-		[ -n "$name" ] || die "no backup of $host in $dir"
-	fi
-	obj="$dir/$name"
-	[ -f "$obj" ] || die "no backup $obj"
-	sidecar=
-	if [ -f "$obj.sha256" ]; then sidecar="$obj.sha256"; fi
+	list() { ls -1 "$dir"; }
+	fetch() { [ -f "$dir/$1" ] && cp "$dir/$1" "$tmp/m/$1"; }
+	where=$dir/
 	;;
 *) die "unsupported destination url $url (want dir:///path, /path or s3://bucket/prefix)" ;;
 esac
 
-if [ -n "$sidecar" ]; then
-	want=$(sed -n '1s/^\([0-9a-fA-F]\{64\}\).*/\1/p' "$sidecar")
-	got=$(sha256sum <"$obj" | cut -d' ' -f1)
-	[ "$want" = "$got" ] || die "$name: sha256 $got does not match its .sha256 sidecar ($want): the object is damaged; try an older one"
-	echo "restore.sh: $name matches its .sha256 sidecar" >&2
+# check NAME: judge the backup's statement and signature (two small reads).
+# Returns 0 when NAME.sha256 is signed by the host key, is about NAME and
+# host $host, and holds one checksum line; 1 for an unsigned backup (a
+# one-line sidecar or none, and no NAME.sig); 2 for anything else. $why
+# says what is wrong.
+check() {
+	n=$1
+	why=
+	rm -f "$tmp/m/$n.sha256" "$tmp/m/$n.sig"
+	hs=
+	hg=
+	if fetch "$n.sha256"; then hs=1; fi
+	if fetch "$n.sig"; then hg=1; fi
+	if [ -z "$hs" ]; then
+		if [ -n "$hg" ]; then
+			why="$n.sig exists but the statement $n.sha256 does not: do not restore it (not made by this host, or altered)"
+			return 2
+		fi
+		why="$n is not signed (no $n.sha256, no $n.sig): made before drym signed its backups, or planted"
+		return 1
+	fi
+	if [ "$(head -n 1 "$tmp/m/$n.sha256")" != "# drym backup statement 1" ]; then
+		if [ -n "$hg" ]; then
+			why="$n.sha256 is not a drym statement, yet $n.sig exists: do not restore it (not made by this host, or altered)"
+			return 2
+		fi
+		why="$n is not signed (a one-line $n.sha256, no $n.sig): made before drym signed its backups, or planted"
+		return 1
+	fi
+	if [ -z "$hg" ]; then
+		why="$n.sig is missing: the statement about $n is not signed (a backup cut short, or planted); use another backup"
+		return 2
+	fi
+	# Stock gpg: exit 0 and a VALIDSIG by the host key, nothing else.
+	if ! gpg --batch --status-fd 1 --verify "$tmp/m/$n.sig" "$tmp/m/$n.sha256" >"$tmp/verify.out" 2>"$tmp/verify.log"; then
+		if grep -q '^\[GNUPG:\] ERRSIG' "$tmp/verify.out"; then
+			# The signer's fingerprint (gpg ≥ 2.2.7 adds it), else its key ID.
+			by=$(sed -n -e 's/^\[GNUPG:\] ERRSIG .* \([0-9A-F]\{40\}\)$/\1/p' -e 's/^\[GNUPG:\] ERRSIG \([0-9A-F]\{16\}\) [^ ]* [^ ]* [^ ]* [^ ]* [^ ]*$/\1/p' "$tmp/verify.out" | head -n 1)
+			why="$n.sig is signed by key ${by:-?}, not by the host key $fpr: do not restore it (not made by this host; find out who wrote it). If it predates a key rotation, use the escrow zip of that key"
+		else
+			why="$n.sig does not verify $n.sha256 (bad signature): do not restore it (not made by this host, or altered)"
+		fi
+		return 2
+	fi
+	signer=$(sed -n 's/^\[GNUPG:\] VALIDSIG .* \([0-9A-F]\{40\}\)$/\1/p' "$tmp/verify.out" | head -n 1)
+	if [ "$signer" != "$fpr" ] || grep -q '^\[GNUPG:\] \(BADSIG\|ERRSIG\|EXPKEYSIG\|REVKEYSIG\)' "$tmp/verify.out"; then
+		why="$n.sig: no good signature by the host key $fpr: do not restore it"
+		return 2
+	fi
+	sums=$(grep -v '^#' "$tmp/m/$n.sha256" | grep -c . || true)
+	line=$(grep -v '^#' "$tmp/m/$n.sha256" | grep . || true)
+	if [ "$sums" != 1 ] || [ "${line#*  }" != "$n" ]; then
+		why="$n.sha256 (signed by the host key) is about another object: do not restore $n (a statement copied beside a planted object)"
+		return 2
+	fi
+	if ! grep -qxF "# host $host" "$tmp/m/$n.sha256"; then
+		why="$n.sha256 (signed by the host key) is for another host than $host: do not restore $n"
+		return 2
+	fi
+	return 0
+}
+
+pattern='^[0-9]\{8\}T[0-9]\{6\}Z-[0-9a-f]\{32\}\.tar\.zst\.gpg$'
+unsigned=
+case $which in
+latest)
+	# Newest first; names dated more than 5 minutes ahead of this
+	# machine's clock are never latest (a clock that ran ahead, or planted).
+	cutoff=$(date -u -d "@$(($(date -u +%s) + 300))" +%Y%m%dT%H%M%SZ) || die "date cannot compute the time 5 minutes from now (GNU date needed)"
+	list >"$tmp/all"
+	grep "$pattern" "$tmp/all" | LC_ALL=C sort -r >"$tmp/names" || true
+	[ -s "$tmp/names" ] || die "no backup of $host in $where"
+	name=
+	tried=0
+	while IFS= read -r n; do
+		t=${n%%-*}
+		if [ "$t" != "$cutoff" ] && [ "$(printf '%s\n%s\n' "$t" "$cutoff" | LC_ALL=C sort | tail -n 1)" = "$t" ]; then
+			echo "restore.sh: skipping $n: dated in the future (after $cutoff; clock ahead, or planted)" >&2
+			continue
+		fi
+		if [ "$tried" -ge 20 ]; then
+			die "none of the newest 20 backups in $where is signed by the host key: name an older one (sh restore.sh NAME TARGET_DIR)"
+		fi
+		tried=$((tried + 1))
+		if check "$n"; then
+			name=$n
+			break
+		fi
+		echo "restore.sh: skipping $why" >&2
+	done <"$tmp/names"
+	[ -n "$name" ] || die "no backup of $host in $where is signed by the host key $fpr (an unsigned one made before drym signed its backups: sh restore.sh --allow-unsigned NAME TARGET_DIR)"
+	;;
+*)
+	name=${which##*/}
+	case $name in *.tar.zst.gpg) ;; *) name=$name.tar.zst.gpg ;; esac
+	echo "$name" | grep -q "$pattern" || die "$which is not a backup name (<UTC time>-<32 hex>.tar.zst.gpg)"
+	list >"$tmp/all"
+	grep -qxF "$name" "$tmp/all" || die "no backup $name in $where"
+	set +e
+	check "$name"
+	rc=$?
+	set -e
+	case $rc in
+	0) ;;
+	1)
+		[ -n "$allow_unsigned" ] || die "$why; to restore it anyway: sh restore.sh --allow-unsigned $name TARGET_DIR"
+		unsigned=1
+		echo "restore.sh: WARNING: $name is UNSIGNED: nothing proves this host made it; restoring it because --allow-unsigned says so" >&2
+		;;
+	*) die "$why" ;;
+	esac
+	;;
+esac
+if [ -z "$unsigned" ]; then
+	echo "restore.sh: $name.sha256 has a good signature by the host key $fpr" >&2
+fi
+
+# The object: downloaded into $tmp (S3), or read where it is.
+case $url in
+s3://*)
+	echo "restore.sh: downloading $base$name" >&2
+	awsc s3 cp --quiet "$base$name" "$tmp/$name" || die "cannot download $base$name"
+	objdir=$tmp
+	;;
+*)
+	objdir=$dir
+	[ -f "$objdir/$name" ] || die "no backup $objdir/$name"
+	;;
+esac
+obj="$objdir/$name"
+
+if [ -f "$tmp/m/$name.sha256" ]; then
+	(cd "$objdir" && sha256sum -c --strict --quiet "$tmp/m/$name.sha256") >&2 ||
+		die "$name does not match its signed statement $name.sha256 (sha256sum -c failed): the object was replaced or damaged; try an older one"
+	echo "restore.sh: $name matches its statement (sha256sum -c)" >&2
 else
-	echo "restore.sh: warning: no $name.sha256 sidecar; relying on the OpenPGP integrity check alone" >&2
+	echo "restore.sh: warning: no $name.sha256; relying on the OpenPGP integrity check alone" >&2
 fi
 
 mkdir -p "$target"

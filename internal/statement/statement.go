@@ -21,12 +21,15 @@ import (
 	"bufio"
 	"bytes"
 	"crypto"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"strconv"
 	"strings"
 
 	"github.com/ProtonMail/go-crypto/openpgp"
+	"github.com/ProtonMail/go-crypto/openpgp/armor"
 	pgperrors "github.com/ProtonMail/go-crypto/openpgp/errors"
 	"github.com/ProtonMail/go-crypto/openpgp/packet"
 )
@@ -193,6 +196,35 @@ func Verify(data, sig []byte, keys openpgp.EntityList) (*openpgp.Entity, error) 
 	default:
 		return nil, fmt.Errorf("%w: %v", ErrBadSignature, err)
 	}
+}
+
+// Issuer names the key that made sig: its fingerprint (40 upper-hex
+// digits), or its key ID (16) when the signature carries no fingerprint,
+// for messages about a signature by another key; "" when sig is not a
+// readable signature.
+func Issuer(sig []byte) string {
+	var r io.Reader = bytes.NewReader(sig)
+	if bytes.Contains(sig, []byte("-----BEGIN PGP SIGNATURE")) {
+		b, err := armor.Decode(r)
+		if err != nil {
+			return ""
+		}
+		r = b.Body
+	}
+	p, err := packet.Read(r)
+	if err != nil {
+		return ""
+	}
+	s, ok := p.(*packet.Signature)
+	switch {
+	case !ok:
+		return ""
+	case len(s.IssuerFingerprint) > 0:
+		return strings.ToUpper(hex.EncodeToString(s.IssuerFingerprint))
+	case s.IssuerKeyId != nil:
+		return fmt.Sprintf("%016X", *s.IssuerKeyId)
+	}
+	return ""
 }
 
 func trunc(s string) string {

@@ -94,6 +94,12 @@ type BackupRun struct {
 	Warnings    int64     `json:"warnings"`
 	SHA256      string    `json:"sha256,omitempty"`
 	Fingerprint string    `json:"key_fingerprint,omitempty"`
+	// KeyIDs are the 16 upper-hex key IDs of every public-key encrypted
+	// session key packet the backup wrote (the keys that can decrypt it).
+	KeyIDs []string `json:"key_ids,omitempty"`
+	// Signature is the name of the statement's signature object
+	// (<object>.sig), empty when the object is unsigned.
+	Signature string `json:"signature,omitempty"`
 }
 
 // Backup is backup.json.
@@ -113,6 +119,8 @@ type Backup struct {
 	SHA256      string   `json:"sha256,omitempty"`
 	Fingerprint string   `json:"key_fingerprint,omitempty"`
 	Recipients  []string `json:"recipients,omitempty"`
+	KeyIDs      []string `json:"key_ids,omitempty"`
+	Signature   string   `json:"signature,omitempty"`
 	// LastSuccess is the most recent run that ended ok, carried forward so a
 	// check can judge a running or failed backup by the last good one.
 	LastSuccess *BackupRun  `json:"last_success,omitempty"`
@@ -124,7 +132,7 @@ func (b *Backup) Run() BackupRun {
 	return BackupRun{
 		Started: b.Started, Finished: b.Finished, State: b.State, Object: b.Object,
 		BytesIn: b.BytesIn, BytesOut: b.BytesOut, Files: b.Files, Warnings: b.Warnings,
-		SHA256: b.SHA256, Fingerprint: b.Fingerprint,
+		SHA256: b.SHA256, Fingerprint: b.Fingerprint, KeyIDs: b.KeyIDs, Signature: b.Signature,
 	}
 }
 
@@ -140,8 +148,24 @@ type TestRestore struct {
 	ObjectBytes   int64     `json:"object_bytes"`
 	ObjectSHA256  string    `json:"object_sha256,omitempty"`
 	SHA256Checked bool      `json:"sha256_checked"`
-	Fingerprint   string    `json:"key_fingerprint,omitempty"`
-	Mismatches    []string  `json:"mismatches,omitempty"`
+	// Fingerprint is the primary fingerprint of the key that decrypted
+	// the object (a retired key for a backup made before a rotation).
+	Fingerprint string `json:"key_fingerprint,omitempty"`
+	// KeyIDs are the key IDs of the object's session key packets, as
+	// parsed from the object itself.
+	KeyIDs []string `json:"key_ids,omitempty"`
+	// SignedBy is the fingerprint of the key whose signature over the
+	// backup's statement verified; empty when Unsigned.
+	SignedBy string `json:"signed_by,omitempty"`
+	// Unsigned is true when an object without a signature (made before
+	// drym signed its backups) was tested because --allow-unsigned asked.
+	Unsigned bool `json:"unsigned"`
+	// FutureCount counts the backup objects dated more than ClockSkew
+	// after the run started; FutureObjects names them (newest first, at
+	// most MaxListed). "latest" never chooses one of them.
+	FutureCount   int      `json:"future_count"`
+	FutureObjects []string `json:"future_objects,omitempty"`
+	Mismatches    []string `json:"mismatches,omitempty"`
 	// Verified is false when the archive had no manifest to verify against.
 	Verified bool `json:"verified"`
 	// LastSuccess is when a test restore last ended ok.

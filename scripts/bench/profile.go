@@ -89,7 +89,7 @@ func profileRun(tree, keyFile, out string, only string) error {
 		{"pipeline", func() error {
 			dir := filepath.Join(out, "store")
 			os.RemoveAll(dir)
-			_, err := backup.Run(ctx, backup.Params{Host: "bench", Sources: []string{tree}, Recipients: keys, Store: store.NewDir(dir), Now: time.Now()})
+			_, err := backup.Run(ctx, backup.Params{Host: "bench", Sources: []string{tree}, Recipients: keys, Signer: keys[0], Store: store.NewDir(dir), Now: time.Now()})
 			return err
 		}},
 	}

@@ -200,7 +200,7 @@ func (b *bench) remoteRequests() error {
 		// the proxy (same state dir, endpoint pointed at the proxy).
 		name := "req" + prefix
 		cfg := b.config(name, []string{small}, "s3://"+s3Bucket+"/"+prefix, b.s3, b.s3.endpoint)
-		if err := b.fillObjects(prefix+"/bench/", n-2); err != nil { // + the backup and its sidecar
+		if err := b.fillObjects(prefix+"/bench/", n-3); err != nil { // + the backup, its statement and signature
 			return err
 		}
 		if out, err := b.runEnv(b.s3Env(), b.binary("backup_runner"), "--config", cfg, "-q", "backup"); err != nil {

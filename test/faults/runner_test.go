@@ -55,8 +55,8 @@ func TestRunnerSIGKILL(t *testing.T) {
 		t.Fatalf("next backup: state %s: %s", b.State, b.Error)
 	}
 	final, _ := objects(t, objDir)
-	if len(final) != 2 { // object and its .sha256 sidecar
-		t.Fatalf("after the next run want one object and its sidecar, got %v", final)
+	if len(final) != 3 { // object, its .sha256 statement and .sig signature
+		t.Fatalf("after the next run want one object, its statement and signature, got %v", final)
 	}
 	wantState(t, check(t, e.environ, "check_backup_age", "--config", e.cfgPath), "OK")
 }
@@ -139,8 +139,8 @@ func TestTwoRunners(t *testing.T) {
 	if b := e.backupStatus(); b.State != status.OK || b.PID != first.cmd.Process.Pid {
 		t.Fatalf("backup.json: state %s pid %d, want ok from pid %d", b.State, b.PID, first.cmd.Process.Pid)
 	}
-	if final, _ := objects(t, objDir); len(final) != 2 {
-		t.Fatalf("want one object and its sidecar, got %v", final)
+	if final, _ := objects(t, objDir); len(final) != 3 {
+		t.Fatalf("want one object, its statement and signature, got %v", final)
 	}
 }
 
