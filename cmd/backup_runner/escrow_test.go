@@ -332,13 +332,23 @@ func TestRestoreScriptCleanEnv(t *testing.T) {
 		}
 	}
 
-	// A damaged backup is refused by sha256sum -c, loudly.
+	// A non-empty target is refused: restore.sh never overwrites.
+	if out, err := script(t, folder, nil, "latest", target); err == nil || !strings.Contains(out, "is not empty") {
+		t.Fatalf("restore into a non-empty target: err %v\n%s", err, out)
+	}
+	// A damaged backup is refused, loudly, and nothing of it reaches the
+	// target: the flip sits early in the stream, so tar has extracted
+	// files (into the staging directory) when the checks fail at the end.
 	obj := filepath.Join(hostDir, newest)
 	b, _ := os.ReadFile(obj)
-	b[len(b)/2] ^= 1
+	b[len(b)/8] ^= 1
 	os.WriteFile(obj, b, 0o644)
-	if out, err := script(t, folder, nil, "latest", filepath.Join(t.TempDir(), "r2")); err == nil || !strings.Contains(out, "does not match its signed statement") {
+	target2 := filepath.Join(t.TempDir(), "r2")
+	if out, err := script(t, folder, nil, "latest", target2); err == nil || !strings.Contains(out, "does not match its signed statement") || !strings.Contains(out, "nothing was restored") {
 		t.Fatalf("damaged backup: err %v\n%s", err, out)
+	}
+	if ents, _ := os.ReadDir(target2); len(ents) != 0 {
+		t.Fatalf("a damaged backup left %d entries in the target", len(ents))
 	}
 	// Without its statement it is not trusted: latest is the older one.
 	os.Remove(obj + ".sha256")

@@ -3,6 +3,8 @@
 #
 #   sh restore.sh [--allow-unsigned] [latest|NAME] TARGET_DIR
 #
+# TARGET_DIR must be new or empty: nothing is overwritten, and nothing is
+# written there until the backup is proven (see below).
 # Needs gpg, zstd, tar and sha256sum (plus aws-cli for an s3:// destination).
 # The key is imported into a temporary GNUPGHOME that is removed afterwards;
 # your own keyring is only used to decrypt host-key.asc.gpg when the key in
@@ -84,9 +86,11 @@ user_gnupghome=${GNUPGHOME:-}
 GNUPGHOME="$tmp/gnupg"
 export GNUPGHOME
 mkdir -m 700 "$GNUPGHOME"
+staging=
 cleanup() {
 	gpgconf --kill gpg-agent >/dev/null 2>&1 || true
 	rm -rf "$tmp"
+	if [ -n "$staging" ]; then rm -rf "$staging"; fi
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
@@ -268,47 +272,71 @@ if [ -z "$unsigned" ]; then
 	echo "restore.sh: $name.sha256 has a good signature by the host key $fpr" >&2
 fi
 
-# The object: downloaded into $tmp (S3), or read where it is.
-case $url in
-s3://*)
-	echo "restore.sh: downloading $base$name" >&2
-	awsc s3 cp --quiet "$base$name" "$tmp/$name" || die "cannot download $base$name"
-	objdir=$tmp
-	;;
-*)
-	objdir=$dir
-	[ -f "$objdir/$name" ] || die "no backup $objdir/$name"
-	;;
-esac
-obj="$objdir/$name"
-
+# Verify before write: the object streams once through sha256sum and
+# gpg | zstd | tar into a private staging directory inside TARGET_DIR, and
+# only when the object's SHA-256 equals the signed statement's and gpg's
+# integrity check passed are the entries moved into place. A damaged or
+# altered object leaves nothing in TARGET_DIR. Streaming also means the
+# bytes decrypted are the bytes hashed (no second read of a file someone
+# could swap), and nothing is downloaded to a temporary copy first.
+if [ -e "$target" ] && [ -n "$(ls -A "$target" 2>/dev/null)" ]; then
+	die "$target is not empty: restore.sh restores into a new or empty directory only (it never overwrites)"
+fi
+mkdir -p "$target"
+staging=$(mktemp -d "$target/.drym-unverified.XXXXXX") || die "cannot create a staging directory in $target"
+want=
 if [ -f "$tmp/m/$name.sha256" ]; then
-	(cd "$objdir" && sha256sum -c --strict --quiet "$tmp/m/$name.sha256") >&2 ||
-		die "$name does not match its signed statement $name.sha256 (sha256sum -c failed): the object was replaced or damaged; try an older one"
-	echo "restore.sh: $name matches its statement (sha256sum -c)" >&2
+	want=$(grep -v '^#' "$tmp/m/$name.sha256" | grep . | cut -c1-64 | tr 'A-F' 'a-f')
 else
 	echo "restore.sh: warning: no $name.sha256; relying on the OpenPGP integrity check alone" >&2
 fi
-
-mkdir -p "$target"
-echo "restore.sh: restoring $name into $target" >&2
+case $url in
+s3://*)
+	echo "restore.sh: restoring $base$name into $target" >&2
+	object() { awsc s3 cp --quiet "$base$name" -; }
+	;;
+*)
+	[ -f "$dir/$name" ] || die "no backup $dir/$name"
+	echo "restore.sh: restoring $dir/$name into $target" >&2
+	object() { cat "$dir/$name"; }
+	;;
+esac
+mkfifo "$tmp/hash.fifo"
+sha256sum <"$tmp/hash.fifo" >"$tmp/objsum" &
+hasher=$!
 # POSIX sh has no pipefail: each stage records its own exit status.
 set +e
 {
-	gpg --batch --quiet --decrypt "$obj" 2>"$tmp/gpg.log"
+	object
+	echo $? >"$tmp/get.rc"
+} | tee "$tmp/hash.fifo" | {
+	gpg --batch --quiet --decrypt 2>"$tmp/gpg.log"
 	echo $? >"$tmp/gpg.rc"
 } | {
 	zstd -d -q -c
 	echo $? >"$tmp/zstd.rc"
-} | tar -x -f - -C "$target"
+} | tar -x -f - -C "$staging"
 tarrc=$?
+wait "$hasher"
 set -e
+discard() { rm -rf "$staging"; die "$@"; }
+getrc=$(cat "$tmp/get.rc")
 gpgrc=$(cat "$tmp/gpg.rc")
 zstdrc=$(cat "$tmp/zstd.rc")
+got=$(cut -c1-64 "$tmp/objsum")
+[ "$getrc" = 0 ] || discard "cannot read $name from $where (exit $getrc): nothing was restored"
+if [ -n "$want" ] && [ "$got" != "$want" ]; then
+	discard "$name does not match its signed statement (sha256 $got, the statement says $want): the object was replaced or damaged; nothing was restored; try an older one"
+fi
 if [ "$gpgrc" != 0 ]; then
 	cat "$tmp/gpg.log" >&2
-	die "gpg could not decrypt $name (exit $gpgrc): wrong key, or the object is damaged"
+	discard "gpg could not decrypt $name (exit $gpgrc): wrong key, or the object is damaged; nothing was restored"
 fi
-[ "$zstdrc" = 0 ] || die "zstd could not decompress $name (exit $zstdrc): the object is damaged"
-[ "$tarrc" = 0 ] || die "tar could not extract $name (exit $tarrc)"
+[ "$zstdrc" = 0 ] || discard "zstd could not decompress $name (exit $zstdrc): the object is damaged; nothing was restored"
+[ "$tarrc" = 0 ] || discard "tar could not extract $name (exit $tarrc); nothing was restored"
+[ -z "$want" ] || echo "restore.sh: $name matches its signed statement (sha256)" >&2
+# Proven: move the entries into place.
+find "$staging" -mindepth 1 -maxdepth 1 -exec mv -- {} "$target"/ \; || die "cannot move the restored files from $staging into $target"
+rmdir "$staging"
+staging=
 echo "restore.sh: restored $name into $target (the file list with sha256s is $target/.drym/manifest.json)" >&2
