@@ -3,12 +3,9 @@ package pluginsd
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -25,45 +22,26 @@ import (
 // the placeholders filled in, so a real S3 server can enforce them.
 func bucketPolicy(t *testing.T, bucket string, files [][2]string) string {
 	t.Helper()
-	var all []map[string]any
-	for _, fp := range files {
-		file, principal := fp[0], fp[1]
-		data, err := os.ReadFile(filepath.Join(pluginsDir(t), "s3", file))
-		if err != nil {
-			t.Fatal(err)
-		}
-		filled := strings.NewReplacer("ESCROW_BUCKET", bucket, "ESCROW_PREFIX", "keys",
-			"BUCKET", bucket, "PREFIX", "drym", "HOST", "web1").Replace(string(data))
-		var doc struct{ Statement []map[string]any }
-		if err := json.Unmarshal([]byte(filled), &doc); err != nil {
-			t.Fatalf("%s: %v", file, err)
-		}
-		for _, s := range doc.Statement {
-			s["Principal"] = map[string]any{"AWS": []string{principal}}
-			s["Sid"] = fmt.Sprint(s["Sid"], len(all))
-			all = append(all, s)
-		}
-	}
-	out, err := json.Marshal(map[string]any{"Version": "2012-10-17", "Statement": all})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(out)
+	return testutil.ShippedPolicy(t, map[string]string{"ESCROW_BUCKET": bucket, "ESCROW_PREFIX": "keys",
+		"BUCKET": bucket, "PREFIX": "drym", "HOST": "web1"}, files)
 }
 
 // TestS3PoliciesEnforced installs the put-only and read-only policies on a
-// real S3 server (versitygw on 127.0.0.1) and tries every operation as each
+// real S3 server (versitygw, SeaweedFS on 127.0.0.1) and tries every operation as each
 // user: each may do exactly what its policy says, on its host's prefix only.
 func TestS3PoliciesEnforced(t *testing.T) {
-	srv := testutil.StartS3(t)
+	testutil.ForEachS3(t, testS3PoliciesEnforced)
+}
+
+func testS3PoliciesEnforced(t *testing.T, srv *testutil.S3Server) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	// The host's put-only user also ships (and reads back) its escrow zips,
 	// as the README sets them up; escrow shares the bucket here.
 	policy := bucketPolicy(t, srv.Bucket, [][2]string{
-		{"backup-put-only-policy.json", "drymput"},
-		{"escrow-policy.json", "drymput"},
-		{"monitoring-read-only-policy.json", "drymread"},
+		{"backup-put-only-policy.json", srv.Principal(srv.PutProfile)},
+		{"escrow-policy.json", srv.Principal(srv.PutProfile)},
+		{"monitoring-read-only-policy.json", srv.Principal(srv.ReadProfile)},
 	})
 	root := srv.Root()
 	if _, err := root.PutBucketPolicy(ctx, &s3.PutBucketPolicyInput{Bucket: &srv.Bucket, Policy: &policy}); err != nil {
@@ -78,6 +56,7 @@ func TestS3PoliciesEnforced(t *testing.T) {
 	ops := map[string]s3op{
 		"put": opPut(srv.Bucket), "get": opGet(srv.Bucket),
 		"list": opList(srv.Bucket), "delete": opDelete(srv.Bucket),
+		"versioning": opVersioning(srv.Bucket), "lifecycle": opLifecycle(srv.Bucket),
 	}
 	tests := []struct {
 		user, op, key string
@@ -103,11 +82,25 @@ func TestS3PoliciesEnforced(t *testing.T) {
 		{"read", "list", "", false},
 		{"read", "put", "drym/web1/new2.tar.zst.gpg", false},
 		{"read", "delete", "drym/web1/old.tar.zst.gpg", false},
+		// Bucket settings: the append-only probes and the doctor read them.
+		{"put", "versioning", "", true},
+		{"read", "versioning", "", true},
+		{"put", "lifecycle", "", false},
 	}
 	clients := map[string]*s3.Client{"put": srv.PutOnly(), "read": srv.ReadOnly()}
 	for _, tt := range tests {
 		t.Run(tt.user+" "+tt.op+" "+tt.key, func(t *testing.T) {
 			err := ops[tt.op](ctx, clients[tt.user], tt.key)
+			if tt.op == "lifecycle" && srv.Engine == "versitygw" {
+				// versitygw has no lifecycle rules at all: it answers
+				// NotImplemented to every user, before any policy.
+				var api smithy.APIError
+				if !errors.As(err, &api) || api.ErrorCode() != "NotImplemented" {
+					t.Fatalf("versitygw: want NotImplemented, got %v", err)
+				}
+				t.Log("versitygw does not implement lifecycle rules (501 NotImplemented for every user): nothing to deny")
+				return
+			}
 			if tt.ok && err != nil {
 				t.Fatalf("refused: %v", err)
 			}
@@ -155,5 +148,56 @@ func opDelete(bucket string) s3op {
 	return func(ctx context.Context, c *s3.Client, key string) error {
 		_, err := c.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: &bucket, Key: &key})
 		return err
+	}
+}
+
+func opVersioning(bucket string) s3op {
+	return func(ctx context.Context, c *s3.Client, _ string) error {
+		_, err := c.GetBucketVersioning(ctx, &s3.GetBucketVersioningInput{Bucket: &bucket})
+		return err
+	}
+}
+
+func opLifecycle(bucket string) s3op {
+	return func(ctx context.Context, c *s3.Client, _ string) error {
+		_, err := c.GetBucketLifecycleConfiguration(ctx, &s3.GetBucketLifecycleConfigurationInput{Bucket: &bucket})
+		return err
+	}
+}
+
+// TestS3DenyBeatsBroaderGrant: the put-only policy's explicit denies hold
+// even for a user granted more elsewhere. On SeaweedFS the broader grant is
+// the identity's own "Write" action, which includes DELETE; on versitygw,
+// whose users hold nothing of their own, it is a bucket-policy Allow of
+// put and delete beside the shipped statements.
+func TestS3DenyBeatsBroaderGrant(t *testing.T) {
+	testutil.ForEachS3(t, testS3DenyBeatsBroaderGrant)
+}
+
+func testS3DenyBeatsBroaderGrant(t *testing.T, srv *testutil.S3Server) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	writer := srv.Writer()
+	key := "drym/web1/old.tar.zst.gpg"
+	if err := opPut(srv.Bucket)(ctx, srv.Root(), key); err != nil {
+		t.Fatal(err)
+	}
+	// Before: the write user can delete (what the doctor reports).
+	if err := opDelete(srv.Bucket)(ctx, writer, "drym/web1/absent"); err != nil {
+		t.Fatalf("write user may not delete to begin with: %v", err)
+	}
+	policy := bucketPolicy(t, srv.Bucket, [][2]string{{"backup-put-only-policy.json", srv.Principal(srv.WriteProfile)}})
+	broader := fmt.Sprintf(`{"Sid":"BroaderGrant","Effect":"Allow","Principal":{"AWS":[%q]},"Action":["s3:PutObject","s3:DeleteObject","s3:DeleteObjectVersion"],"Resource":["arn:aws:s3:::%s/*"]}`,
+		srv.Principal(srv.WriteProfile), srv.Bucket)
+	policy = strings.Replace(policy, `"Statement":[`, `"Statement":[`+broader+`,`, 1)
+	srv.SetPolicy(t, policy)
+	if err := opPut(srv.Bucket)(ctx, writer, "drym/web1/new.tar.zst.gpg"); err != nil {
+		t.Fatalf("put refused: %v", err)
+	}
+	for _, k := range []string{key, "drym/web1/absent"} {
+		var api smithy.APIError
+		if err := opDelete(srv.Bucket)(ctx, writer, k); !errors.As(err, &api) || api.ErrorCode() != "AccessDenied" {
+			t.Errorf("delete %s: want AccessDenied, got %v", k, err)
+		}
 	}
 }
