@@ -197,6 +197,14 @@ func testDoctorShippedPolicies(t *testing.T, srv *testutil.S3Server) {
 	if out, errOut, code := f.run("list"); code != 0 || strings.Contains(out, store.ProbeName) {
 		t.Errorf("list: exit %d\n%s%s", code, out, errOut)
 	}
+	// A run that fails does not probe: the last result is carried forward.
+	must(t, os.Rename(f.src, f.src+".away"))
+	if _, errOut, code := f.run("backup"); code != 1 {
+		t.Fatalf("backup without its source: exit %d %s", code, errOut)
+	}
+	if b := f.backupStatus(); b.State != status.Failed || b.AppendOnly == nil || *b.AppendOnly != *ao {
+		t.Errorf("after a failed run: state %s, append_only %+v, want %+v carried forward", b.State, b.AppendOnly, ao)
+	}
 }
 
 // A user with the server's ordinary write permission (SeaweedFS: an

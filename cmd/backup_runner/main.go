@@ -52,7 +52,7 @@ check_key_escrow).
 }
 
 func (args) Epilogue() string {
-	return `Exit status: 0 success, 1 failure (the status file says why), 2 usage or settings error.
+	return `Exit status: 0 success, 1 failure (the status file says why; doctor: a FAIL line), 2 usage or settings error.
 
 Examples:
   backup_runner init --source /etc --source /var/www --dest s3://bucket/drym --escrow dir:///mnt/escrow

@@ -6,6 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -200,4 +203,55 @@ func testS3DenyBeatsBroaderGrant(t *testing.T, srv *testutil.S3Server) {
 			t.Errorf("delete %s: want AccessDenied, got %v", k, err)
 		}
 	}
+}
+
+// TestS3BucketPolicyRecipe runs plugins.d/README.md's recipe for servers
+// without IAM users (fill + jq into one bucket policy) exactly as written,
+// installs the policy it makes, and proves it: the put user may put and not
+// delete, the read user may list.
+func TestS3BucketPolicyRecipe(t *testing.T) {
+	testutil.Need(t, "jq")
+	readme, err := os.ReadFile(filepath.Join(pluginsDir(t), "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var fill, recipe string
+	for _, line := range strings.Split(string(readme), "\n") {
+		if strings.HasPrefix(line, "fill() {") {
+			fill = line
+		}
+	}
+	start := strings.Index(string(readme), "jq -nc --argjson put")
+	end := strings.Index(string(readme), "> /tmp/policy.json")
+	if fill == "" || start < 0 || end < start {
+		t.Fatal("README.md: the fill() line or the jq recipe is missing")
+	}
+	recipe = string(readme)[start:end]
+	testutil.ForEachS3(t, func(t *testing.T, srv *testutil.S3Server) {
+		out := filepath.Join(t.TempDir(), "policy.json")
+		cmd := exec.Command("bash", "-euo", "pipefail", "-c", fill+"\n"+recipe+"> "+out)
+		cmd.Dir = filepath.Dir(pluginsDir(t))
+		cmd.Env = append(os.Environ(), "B="+srv.Bucket, "P=drym", "H=web1", "EB="+srv.Bucket, "EP=keys",
+			"PUT="+srv.Principal(srv.PutProfile), "READ="+srv.Principal(srv.ReadProfile))
+		if b, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("the README's recipe: %v\n%s", err, b)
+		}
+		policy, err := os.ReadFile(out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		srv.SetPolicy(t, string(policy))
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if err := opPut(srv.Bucket)(ctx, srv.PutOnly(), "drym/web1/new.tar.zst.gpg"); err != nil {
+			t.Errorf("put: %v", err)
+		}
+		var api smithy.APIError
+		if err := opDelete(srv.Bucket)(ctx, srv.PutOnly(), "drym/web1/new.tar.zst.gpg"); !errors.As(err, &api) || api.ErrorCode() != "AccessDenied" {
+			t.Errorf("delete by the put user: want AccessDenied, got %v", err)
+		}
+		if err := opList(srv.Bucket)(ctx, srv.ReadOnly(), "drym/web1/"); err != nil {
+			t.Errorf("list by the read user: %v", err)
+		}
+	})
 }
