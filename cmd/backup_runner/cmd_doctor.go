@@ -517,3 +517,13 @@ func whyNot(a *status.AppendOnly) string {
 	}
 	return strings.Join(why, "; ")
 }
+
+// appendOnlyLine is backup.json's append_only in a line, for status.
+func appendOnlyLine(a *status.AppendOnly) string {
+	when := a.Checked.UTC().Format(time.RFC3339)
+	if a.Holds() {
+		return fmt.Sprintf("holds (probed %s: delete %s, version delete %s, overwrite %s, versioning %s, object lock %s)",
+			when, a.Delete, a.DeleteVersion, a.Overwrite, a.Versioning, a.ObjectLock)
+	}
+	return fmt.Sprintf("DOES NOT HOLD: %s (probed %s); see backup_runner doctor", whyNot(a), when)
+}

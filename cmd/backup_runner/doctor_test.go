@@ -193,6 +193,9 @@ func testDoctorShippedPolicies(t *testing.T, srv *testutil.S3Server) {
 	if code != 0 || !strings.Contains(out, "append-only: holds") {
 		t.Errorf("check_backup_age: exit %d\n%s", code, out)
 	}
+	if out, _, _ := f.run("status"); !strings.Contains(out, "append-only: holds (probed ") {
+		t.Errorf("status:\n%s", out)
+	}
 	// list, test-restore and restore pass the probe object by.
 	if out, errOut, code := f.run("list"); code != 0 || strings.Contains(out, store.ProbeName) {
 		t.Errorf("list: exit %d\n%s%s", code, out, errOut)
@@ -241,6 +244,9 @@ func testDoctorWriteCanDelete(t *testing.T, srv *testutil.S3Server) {
 	out, code = checkAge(t, f)
 	if code != 2 || !strings.HasPrefix(out, "CRITICAL: this host can delete its backups in s3://"+srv.Bucket+"/drym") {
 		t.Errorf("check_backup_age: exit %d\n%s", code, out)
+	}
+	if out, _, _ := f.run("status"); !strings.Contains(out, "append-only: DOES NOT HOLD: its credentials can delete backups") {
+		t.Errorf("status:\n%s", out)
 	}
 
 	// Versioning on, version deletes denied, the bucket settings readable:
