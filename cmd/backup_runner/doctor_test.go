@@ -196,6 +196,12 @@ func testDoctorShippedPolicies(t *testing.T, srv *testutil.S3Server) {
 	if out, _, _ := f.run("status"); !strings.Contains(out, "append-only: holds (probed ") {
 		t.Errorf("status:\n%s", out)
 	}
+	// check_key_escrow finds the real zip beside the escrow's probe object.
+	cmd := exec.Command(testutil.Binary(t, "check_key_escrow"), "--config", f.cfg)
+	cmd.Env = f.env
+	if out, err := cmd.Output(); err != nil || !strings.HasPrefix(string(out), "OK: escrow zip drym-escrow-web1-") {
+		t.Errorf("check_key_escrow: %v\n%s", err, out)
+	}
 	// list, test-restore and restore pass the probe object by.
 	if out, errOut, code := f.run("list"); code != 0 || strings.Contains(out, store.ProbeName) {
 		t.Errorf("list: exit %d\n%s%s", code, out, errOut)
