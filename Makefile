@@ -5,7 +5,7 @@ VERSION := $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X github.com/drym-backup/drym/internal/version.Version=$(VERSION)
 BINARIES := backup_runner check_backup_age check_test_restore check_key_escrow
 BIN := $(CURDIR)/bin
-# Tools (staticcheck, versitygw, govulncheck) live outside the repo.
+# Tools (staticcheck, versitygw, weed, govulncheck) live outside the repo.
 TOOLS ?= $(HOME)/.cache/drym-tools/bin
 export PATH := $(BIN):$(TOOLS):$(PATH)
 
@@ -17,10 +17,11 @@ build:
 	@mkdir -p $(BIN)
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/ $(addprefix ./cmd/,$(BINARIES))
 
-# The whole suite, with the race detector, against real servers (versitygw,
-# gpg, zstd, tar, nagios4, icinga2, nrpe). In CI (CI=true) nothing may skip
-# for lack of them: .ci/run installs them first. scripts/testsum prints the
-# results and ends with one line naming every test that did not run, and why.
+# The whole suite, with the race detector, against real servers (versitygw
+# and SeaweedFS, gpg, zstd, tar, nagios4, icinga2, nrpe). In CI (CI=true)
+# nothing may skip for lack of them: .ci/run installs them first.
+# scripts/testsum prints the results and ends with one line naming every
+# test that did not run, and why.
 test: build
 	@set -o pipefail; DRYM_BIN=$(BIN) $(GO) test -race -count=1 -timeout 40m -json ./... | $(GO) run ./scripts/testsum
 

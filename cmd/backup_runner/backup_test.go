@@ -18,6 +18,7 @@ import (
 
 	"github.com/drym-backup/drym/internal/crypt"
 	"github.com/drym-backup/drym/internal/status"
+	"github.com/drym-backup/drym/internal/store"
 	"github.com/drym-backup/drym/internal/testutil"
 )
 
@@ -256,11 +257,14 @@ func TestBackupToDirRestoresWithStockTools(t *testing.T) {
 
 var nameRe = regexp.MustCompile(`^\d{8}T\d{6}Z-[0-9a-f]{32}\.tar\.zst\.gpg$`)
 
-// Put-only credentials on versitygw; restores with aws-cli and
+// Put-only credentials on each S3 server; restores with aws-cli and
 // stock tools.
 func TestBackupToS3PutOnly(t *testing.T) {
+	testutil.ForEachS3(t, testBackupToS3PutOnly)
+}
+
+func testBackupToS3PutOnly(t *testing.T, srv *testutil.S3Server) {
 	aws := testutil.Need(t, "aws")
-	srv := testutil.StartS3(t)
 	f := newFixture(t)
 	f.env = srv.Env()
 	f.init("s3://"+srv.Bucket+"/drym", "--endpoint", srv.Endpoint, "--path-style",
@@ -270,8 +274,8 @@ func TestBackupToS3PutOnly(t *testing.T) {
 		t.Fatalf("backup: exit %d\n%s%s", code, out, errOut)
 	}
 	b := f.backupStatus()
-	keys := srv.Keys(t, "drym/web1/")
-	if len(keys) != 3 || keys[0] != "drym/web1/"+b.Object || keys[1] != keys[0]+".sha256" || keys[2] != keys[0]+".sig" {
+	keys := srv.Keys(t, "drym/web1/") // the object, its statement, its signature and the append-only probe
+	if len(keys) != 4 || keys[0] != "drym/web1/"+b.Object || keys[1] != keys[0]+".sha256" || keys[2] != keys[0]+".sig" || keys[3] != "drym/web1/"+store.ProbeName {
 		t.Fatalf("bucket holds %v, status names %s", keys, b.Object)
 	}
 	// Download with aws-cli using the read-only profile, restore with stock tools.
@@ -296,7 +300,10 @@ func TestBackupToS3PutOnly(t *testing.T) {
 // Failures are recorded with their reason; wrong credentials
 // and unreachable endpoints fail in one line within 60 s.
 func TestBackupFailuresAreRecorded(t *testing.T) {
-	srv := testutil.StartS3(t)
+	testutil.ForEachS3(t, testBackupFailuresAreRecorded)
+}
+
+func testBackupFailuresAreRecorded(t *testing.T, srv *testutil.S3Server) {
 	cases := []struct {
 		name  string
 		setup func(f *fixture) string // returns the destination

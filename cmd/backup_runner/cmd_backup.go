@@ -58,6 +58,7 @@ func (c *backupCmd) run(ctx context.Context, a *app) int {
 	if err != nil {
 		st.Object, st.SHA256, st.Signature = "", "", "" // nothing trustworthy was stored under that name
 	}
+	st.AppendOnly = promiseAfterBackup(ctx, a, cfg, err, prev.AppendOnly)
 	run := st.Run()
 	st.History = status.AddHistory(st.History, run)
 	if st.State == status.OK {

@@ -59,11 +59,13 @@ func (c *initCmd) run(ctx context.Context, a *app) int {
 	}
 	if cfg.Escrow.URL == "" {
 		a.printf("no escrow destination: the key exists only on this host. Set [escrow] url and run `backup_runner escrow`.\n")
+		initDoctor(ctx, a, cfg)
 		return exitOK
 	}
 	if code := shipEscrow(ctx, a, cfg); code != exitOK {
 		return code
 	}
+	initDoctor(ctx, a, cfg)
 	return exitOK
 }
 

@@ -212,6 +212,9 @@ func (c *statusCmd) run(ctx context.Context, a *app) int {
 		if b.State != status.OK && b.LastSuccess != nil {
 			a.printf("              last success %s ago: %s\n", now.Sub(b.LastSuccess.Finished).Round(time.Second), b.LastSuccess.Object)
 		}
+		if b.AppendOnly != nil {
+			a.printf("              append-only: %s\n", appendOnlyLine(b.AppendOnly))
+		}
 	}
 	if terr != nil {
 		a.printf("test-restore: %v\n", terr)

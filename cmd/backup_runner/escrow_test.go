@@ -392,10 +392,13 @@ func read2(t *testing.T, p string) []byte {
 	return b
 }
 
-// S3:// escrow against versitygw: put-only credentials ship
+// S3:// escrow against each S3 server: put-only credentials ship
 // with If-None-Match, a re-run never replaces the zip.
 func TestEscrowS3(t *testing.T) {
-	srv := testutil.StartS3(t)
+	testutil.ForEachS3(t, testEscrowS3)
+}
+
+func testEscrowS3(t *testing.T, srv *testutil.S3Server) {
 	srv.SetEnv(t)
 	h := newHost(t)
 	h.init()
@@ -450,7 +453,7 @@ func TestEscrowS3(t *testing.T) {
 	}
 }
 
-// restore.sh against an s3:// destination (versitygw), with aws-cli and
+// restore.sh against an s3:// destination (each S3 server), with aws-cli and
 // the read-only profile named in drym.toml, in a clean environment.
 func TestRestoreScriptS3(t *testing.T) {
 	for _, tool := range []string{"gpg", "zstd", "tar", "sha256sum", "aws"} {
@@ -462,7 +465,10 @@ func TestRestoreScriptS3(t *testing.T) {
 		}
 		t.Skip("aws-cli not in /usr/bin")
 	}
-	srv := testutil.StartS3(t)
+	testutil.ForEachS3(t, testRestoreScriptS3)
+}
+
+func testRestoreScriptS3(t *testing.T, srv *testutil.S3Server) {
 	srv.SetEnv(t)
 	h := newHost(t)
 	h.mustRun("init", "--source", h.src, "--dest", "s3://"+srv.Bucket+"/backups", "--endpoint", srv.Endpoint, "--path-style",

@@ -37,6 +37,7 @@ type args struct {
 	Escrow      *escrowCmd      `arg:"subcommand:escrow" help:"rebuild and ship the escrow zip"`
 	List        *listCmd        `arg:"subcommand:list" help:"list the backups in the destination, newest first: signed or not, dated in the future, latest"`
 	Status      *statusCmd      `arg:"subcommand:status" help:"show the last backup, test restore and escrow"`
+	Doctor      *doctorCmd      `arg:"subcommand:doctor" help:"probe the destination and the escrow: can this host add backups but neither delete nor replace them?"`
 }
 
 func (args) Version() string { return "backup_runner " + version.Version }
@@ -52,16 +53,17 @@ check_test_restore, check_key_escrow).
 }
 
 func (args) Epilogue() string {
-	return `Exit status: 0 success, 1 failure (the status file says why), 2 usage or settings
-error (also a --backup name that is malformed or not in the destination; no
-status file is written).
+	return `Exit status: 0 success, 1 failure (the status file says why; doctor: a FAIL
+line), 2 usage or settings error (also a --backup name that is malformed or
+not in the destination; no status file is written).
 
 Examples:
   backup_runner init --source /etc --source /var/www --dest s3://bucket/drym --escrow dir:///mnt/escrow
   backup_runner backup
   backup_runner test-restore
   backup_runner restore --to /tmp/restore etc/nginx
-  backup_runner status`
+  backup_runner status
+  backup_runner doctor`
 }
 
 // app is what every subcommand gets: settings path, output, logger, clock.
@@ -130,6 +132,8 @@ func run(argv []string, stdout, stderr io.Writer) int {
 		return a.List.run(ctx, ap)
 	case a.Status != nil:
 		return a.Status.run(ctx, ap)
+	case a.Doctor != nil:
+		return a.Doctor.run(ctx, ap)
 	}
 	p.WriteHelp(stderr)
 	return exitUsage

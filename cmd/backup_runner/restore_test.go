@@ -463,10 +463,13 @@ func TestStockArchiveRestores(t *testing.T) {
 	}
 }
 
-// TestS3ReadProfile: against versitygw, backup uses the put-only profile,
+// TestS3ReadProfile: against each S3 server, backup uses the put-only profile,
 // and test-restore and restore the read-only one.
 func TestS3ReadProfile(t *testing.T) {
-	srv := testutil.StartS3(t)
+	testutil.ForEachS3(t, testS3ReadProfile)
+}
+
+func testS3ReadProfile(t *testing.T, srv *testutil.S3Server) {
 	extra := fmt.Sprintf("endpoint = %q\nregion = \"us-east-1\"\npath_style = true\nprofile = %q\nread_profile = %q\n",
 		srv.Endpoint, srv.PutProfile, srv.ReadProfile)
 	r := newRig(t, "s3://"+srv.Bucket+"/drym", extra, srv.Env())

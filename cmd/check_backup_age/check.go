@@ -227,6 +227,7 @@ func evaluate(f facts, a args, now time.Time) plugin.Result {
 	if f.Remote != nil {
 		checkRemote(&r, f.Remote, run)
 	}
+	checkAppendOnly(&r, b)
 
 	dur := max(run.Finished.Sub(run.Started), 0)
 	if r.State == plugin.OK {

@@ -47,18 +47,32 @@ warning, and miss a whole day before going CRITICAL, so it never flaps.
 	WARNING   data shrank more than --shrink-warning       check whether sources were deleted or excluded
 	WARNING   a backup runs longer than --max-runtime      backup_runner status; look at the process
 	WARNING   --remote: .sha256 sidecar missing            run backup_runner backup
+	WARNING   the destination ignores If-None-Match and    enable bucket versioning or Object Lock;
+	          nothing keeps the bytes it replaces          backup_runner doctor
+	WARNING   a probe of the append-only promise could     backup_runner doctor
+	          not tell (the error is shown)
 	CRITICAL  last success older than -c                   run backup_runner backup; check the timer
 	CRITICAL  last backup failed (the error is shown)      fix the cause, run backup_runner backup
 	CRITICAL  runner died (status "running", pid gone)     run backup_runner backup; journalctl -u drym-backup
 	CRITICAL  not set up (no settings, no state dir)       run backup_runner init
 	CRITICAL  no backup yet (no backup.json)               run backup_runner backup
 	CRITICAL  --remote: object missing, wrong size or hash run backup_runner backup; check the bucket
+	CRITICAL  this host's credentials can delete its       deny s3:DeleteObject and
+	          backups (the last backup's probes)           s3:DeleteObjectVersion; backup_runner doctor
 	UNKNOWN   bad flag or threshold                        fix the command line (see --help)
 	UNKNOWN   status file unreadable, corrupt, or of an    fix permissions for group nagios / run
 	          unknown schema                               backup_runner backup / upgrade drym
 	UNKNOWN   timestamps in the future (clock skew)        fix the clock (NTP)
 	UNKNOWN   --remote: destination unreachable or denied  check read_profile credentials
 	UNKNOWN   no answer within -t                          fix the hung mount or store, or raise -t
+
+Every backup to S3 ends with cheap probes of the destination's append-only
+promise (backup.json "append_only": a conditional PUT of one fixed probe
+object, a DELETE of a name that does not exist, plain and of a version, and
+the bucket's versioning and Object Lock settings); the check judges what the
+last probes found. A dir:// destination records nothing, and the check says
+nothing about it: backup_runner doctor explains what a directory cannot
+promise.
 
 While a backup is running (and its pid alive) the check judges the previous
 successful backup, so a long run does not flap the service. When several

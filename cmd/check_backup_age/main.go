@@ -24,8 +24,10 @@ func (args) Description() string {
 }
 
 func (args) Epilogue() string {
-	return `States: OK recent backup · WARNING older than -w, warnings, shrank, running past --max-runtime ·
-CRITICAL older than -c, failed, runner died, not set up, no backup yet, object missing (--remote) ·
+	return `States: OK recent backup · WARNING older than -w, warnings, shrank, running past --max-runtime,
+destination replaces objects or its append-only probes could not tell ·
+CRITICAL older than -c, failed, runner died, not set up, no backup yet, object missing (--remote),
+the host can delete its backups ·
 UNKNOWN bad flags, unreadable/unknown status file, clock skew, timeout.
 Perfdata: age=s;w;c;0 size=B duration=s files.
 Example: check_backup_age -w 26h -c 50h --remote -t 20`

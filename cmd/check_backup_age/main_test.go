@@ -460,13 +460,16 @@ func TestBinaryRemoteHungEndpoint(t *testing.T) {
 	}
 }
 
-// --remote against a real S3 server (versitygw on 127.0.0.1), reading with
+// --remote against each real S3 server on 127.0.0.1, reading with
 // the read-only monitoring user's profile.
 func TestBinaryRemoteS3(t *testing.T) {
 	if testing.Short() {
-		t.Skip("starts versitygw")
+		t.Skip("starts S3 servers")
 	}
-	s := testutil.StartS3(t)
+	testutil.ForEachS3(t, testBinaryRemoteS3)
+}
+
+func testBinaryRemoteS3(t *testing.T, s *testutil.S3Server) {
 	ctx := context.Background()
 	b := liveBackup(time.Hour)
 	body := bytes.Repeat([]byte("x"), int(b.BytesOut%(1<<20)))

@@ -314,9 +314,12 @@ func TestRunsAsNagios(t *testing.T) {
 	}
 }
 
-// S3:// escrow on versitygw, found with read credentials.
+// S3:// escrow on each S3 server, found with read credentials.
 func TestS3Escrow(t *testing.T) {
-	srv := testutil.StartS3(t)
+	testutil.ForEachS3(t, testS3Escrow)
+}
+
+func testS3Escrow(t *testing.T, srv *testutil.S3Server) {
 	in := install(t)
 	// plugintest.Run starts from os.Environ(): blank the machine's AWS_*
 	// settings (a CA bundle breaks the SDK's custom HTTP client).

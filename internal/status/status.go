@@ -125,6 +125,9 @@ type Backup struct {
 	// check can judge a running or failed backup by the last good one.
 	LastSuccess *BackupRun  `json:"last_success,omitempty"`
 	History     []BackupRun `json:"history,omitempty"`
+	// AppendOnly is what the last probes found about the destination's
+	// append-only promise (appendonly.go); nil for a dir:// destination.
+	AppendOnly *AppendOnly `json:"append_only,omitempty"`
 }
 
 // Run returns the summary of this run for the history.

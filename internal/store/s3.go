@@ -3,6 +3,7 @@ package store
 import (
 	"bytes"
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -350,6 +351,25 @@ func (s *S3) List(ctx context.Context, prefix string, fn func(Info) error) error
 	return nil
 }
 
+// styleHint is added to errors that the wrong addressing style causes too:
+// a server on its own endpoint that wants path-style requests reads a
+// virtual-hosted request's path as bucket and key, and answers for a bucket
+// the request never named.
+func (s *S3) styleHint() string {
+	if s.PathStyle() || s.Endpoint() == "" {
+		return ""
+	}
+	return " (or the endpoint wants path-style requests: path_style = true; backup_runner doctor tries both)"
+}
+
+// otherStyle names the addressing style s does not use.
+func (s *S3) otherStyle() string {
+	if s.PathStyle() {
+		return "virtual-hosted addressing"
+	}
+	return "path-style addressing"
+}
+
 // wrap turns the SDK's long error chains into one line that names the
 // object, the operation and the cause.
 func (s *S3) wrap(op, key string, err error) error {
@@ -366,11 +386,12 @@ func (s *S3) wrap(op, key string, err error) error {
 		case status == http.StatusPreconditionFailed || code == "PreconditionFailed" || code == "ConditionalRequestConflict":
 			return fmt.Errorf("%s: %w", where, ErrExists)
 		case code == "NoSuchBucket":
-			return fmt.Errorf("%s: %s: bucket %q does not exist (create it, or fix the URL in the settings)", where, op, s.bucket)
+			return fmt.Errorf("%s: %s: bucket %q does not exist (create it, or fix the URL in the settings; if it does exist, the server may want %s: set path_style = %t)",
+				where, op, s.bucket, s.otherStyle(), !s.PathStyle())
 		case status == http.StatusNotFound || code == "NoSuchKey" || code == "NotFound":
 			return fmt.Errorf("%s: %w", where, ErrNotFound)
 		case status == http.StatusForbidden || code == "AccessDenied" || code == "InvalidAccessKeyId" || code == "SignatureDoesNotMatch":
-			return fmt.Errorf("%s: %s denied (%s): check the credentials and the bucket policy for this profile", where, op, code)
+			return fmt.Errorf("%s: %s denied (%s): check the credentials and the bucket policy for this profile%s", where, op, code, s.styleHint())
 		}
 		msg := ae.ErrorMessage()
 		if msg == "" {
@@ -384,13 +405,23 @@ func (s *S3) wrap(op, key string, err error) error {
 	if errors.Is(err, context.DeadlineExceeded) {
 		return fmt.Errorf("%s: %s: timed out: %w", where, op, context.DeadlineExceeded)
 	}
-	var oe *net.OpError
-	if errors.As(err, &oe) {
-		return fmt.Errorf("%s: %s: cannot reach the endpoint: %v", where, op, oe)
+	var ua x509.UnknownAuthorityError
+	if errors.As(err, &ua) {
+		return fmt.Errorf("%s: %s: the endpoint's TLS certificate is not signed by a CA this host trusts (for a private CA, point AWS_CA_BUNDLE at its PEM file): %v", where, op, ua)
 	}
 	var dnsErr *net.DNSError
 	if errors.As(err, &dnsErr) {
-		return fmt.Errorf("%s: %s: cannot resolve %s: %v", where, op, dnsErr.Name, dnsErr.Err)
+		hint := ""
+		if !s.PathStyle() && strings.HasPrefix(dnsErr.Name, s.bucket+".") {
+			// Virtual-hosted addressing puts the bucket in the host name,
+			// which most on-premises servers have no DNS record for.
+			hint = " (virtual-hosted addressing asks for the bucket as a host name; for a server that wants path-style requests set path_style = true)"
+		}
+		return fmt.Errorf("%s: %s: cannot resolve %s: %v%s", where, op, dnsErr.Name, dnsErr.Err, hint)
+	}
+	var oe *net.OpError
+	if errors.As(err, &oe) {
+		return fmt.Errorf("%s: %s: cannot reach the endpoint: %v", where, op, oe)
 	}
 	if status != 0 {
 		return fmt.Errorf("%s: %s failed: HTTP %d", where, op, status)

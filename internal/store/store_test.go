@@ -113,8 +113,11 @@ type errReader struct{}
 
 func (errReader) Read([]byte) (int, error) { return 0, errors.New("disk on fire") }
 
-func TestS3Versitygw(t *testing.T) {
-	srv := testutil.StartS3(t)
+func TestS3Store(t *testing.T) {
+	testutil.ForEachS3(t, testS3Store)
+}
+
+func testS3Store(t *testing.T, srv *testutil.S3Server) {
 	srv.SetEnv(t)
 	remote := config.Remote{
 		URL: "s3://" + srv.Bucket + "/backups", Endpoint: srv.Endpoint, PathStyle: true,
@@ -149,7 +152,10 @@ func TestS3Versitygw(t *testing.T) {
 
 // A failing reader in the middle of a multipart upload leaves no object.
 func TestS3FailedUploadLeavesNothing(t *testing.T) {
-	srv := testutil.StartS3(t)
+	testutil.ForEachS3(t, testS3FailedUploadLeavesNothing)
+}
+
+func testS3FailedUploadLeavesNothing(t *testing.T, srv *testutil.S3Server) {
 	srv.SetEnv(t)
 	remote := config.Remote{URL: "s3://" + srv.Bucket, Endpoint: srv.Endpoint, PathStyle: true, Profile: srv.PutProfile}
 	w, err := store.Open(context.Background(), remote, "h", store.Write)
@@ -168,7 +174,10 @@ func TestS3FailedUploadLeavesNothing(t *testing.T) {
 
 // Wrong credentials and an unreachable endpoint fail fast with one line.
 func TestS3Errors(t *testing.T) {
-	srv := testutil.StartS3(t)
+	testutil.ForEachS3(t, testS3Errors)
+}
+
+func testS3Errors(t *testing.T, srv *testutil.S3Server) {
 	srv.SetEnv(t)
 	cases := []struct {
 		name   string
@@ -196,22 +205,52 @@ func TestS3Errors(t *testing.T) {
 	}
 }
 
-// AWS_CA_BUNDLE (a private CA for on-premises S3) must not break the store:
-// the SDK can only add it to a client it knows how to rebuild.
+// AWS_CA_BUNDLE: an on-premises S3 behind TLS with a private CA (a
+// TLS-terminating proxy in front of the server). The store trusts the CA
+// named there (the SDK can only add it to a client it knows how to rebuild);
+// without it the error says what to set; and the system bundle does not get
+// in the way of a plain-HTTP endpoint.
 func TestS3WithCABundle(t *testing.T) {
-	const bundle = "/etc/ssl/certs/ca-certificates.crt"
-	if _, err := os.Stat(bundle); err != nil {
-		t.Skip("no system CA bundle")
-	}
-	srv := testutil.StartS3(t)
+	testutil.ForEachS3(t, testS3WithCABundle)
+}
+
+func testS3WithCABundle(t *testing.T, srv *testutil.S3Server) {
 	srv.SetEnv(t)
-	t.Setenv("AWS_CA_BUNDLE", bundle)
-	remote := config.Remote{URL: "s3://" + srv.Bucket, Endpoint: srv.Endpoint, PathStyle: true, Profile: srv.PutProfile}
-	w, err := store.Open(context.Background(), remote, "h", store.Write)
-	if err != nil {
-		t.Fatal(err)
+	proxy := testutil.StartTLSProxy(t, srv.Endpoint)
+	remote := config.Remote{URL: "s3://" + srv.Bucket, Endpoint: proxy.URL, PathStyle: true, Profile: srv.PutProfile}
+	put := func(name string) error {
+		w, err := store.Open(context.Background(), remote, "h", store.Write)
+		if err != nil {
+			return err
+		}
+		_, err = w.Put(context.Background(), name, strings.NewReader("data"))
+		return err
 	}
-	if _, err := w.Put(context.Background(), "x", strings.NewReader("data")); err != nil {
-		t.Fatal(err)
+	if err := put("x"); err == nil || !strings.Contains(err.Error(), "AWS_CA_BUNDLE") || strings.Contains(err.Error(), "\n") {
+		t.Fatalf("without the private CA: want one line naming AWS_CA_BUNDLE, got %v", err)
+	}
+	t.Setenv("AWS_CA_BUNDLE", proxy.CAFile)
+	if err := put("y"); err != nil {
+		t.Fatalf("with AWS_CA_BUNDLE=%s: %v", proxy.CAFile, err)
+	}
+	if n := len(proxy.Requests()); n == 0 {
+		t.Fatal("the upload did not go through the TLS endpoint")
+	}
+	if keys := srv.Keys(t, "h/"); len(keys) != 1 || keys[0] != "h/y" {
+		t.Fatalf("keys %v, want [h/y]", keys)
+	}
+
+	const system = "/etc/ssl/certs/ca-certificates.crt"
+	if _, err := os.Stat(system); err != nil {
+		if testutil.InCI() {
+			t.Fatalf("no system CA bundle %s in CI (apt-get install ca-certificates)", system)
+		}
+		t.Logf("no system CA bundle %s: not tried", system)
+		return
+	}
+	t.Setenv("AWS_CA_BUNDLE", system)
+	remote.Endpoint = srv.Endpoint
+	if err := put("z"); err != nil {
+		t.Fatalf("system bundle, plain-HTTP endpoint: %v", err)
 	}
 }

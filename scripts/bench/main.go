@@ -161,15 +161,10 @@ func (b *bench) run() error {
 	}
 	b.memoryRows()
 	if !b.skipS3 {
-		if err := b.startS3(); err != nil {
-			return err
-		}
-		defer b.s3.stop()
-		if err := b.s3Backup(b.scales[0]); err != nil {
-			return err
-		}
-		if err := b.remoteRequests(); err != nil {
-			return err
+		for _, engine := range s3Engines {
+			if err := b.s3Figures(engine); err != nil {
+				return err
+			}
 		}
 	}
 	if err := b.checks(); err != nil {
@@ -543,7 +538,7 @@ func (b *bench) write() error {
 	fmt.Fprintf(&w, "\nRatios: throughput = reference time / drym time (higher is better); RSS, check times, sizes = drym / reference (lower is better).\n\n")
 	fmt.Fprintf(&w, "## How each figure is taken\n\n")
 	fmt.Fprintf(&w, "- Backup: `backup_runner backup` (dir store: writes a `.partial`, **fsyncs**, links) vs `tar -cf - | zstd -1 | gpg -z0 -e -r KEY > file` (no fsync), same host key (Curve25519, AES-256 SEIPDv1).\n")
-	fmt.Fprintf(&w, "- S3: versitygw (posix backend) on 127.0.0.1, the same pipeline into `aws s3 cp - s3://…`.\n")
+	fmt.Fprintf(&w, "- S3: versitygw (posix backend) and SeaweedFS (`weed server`: master, volume server, filer and S3 gateway) on 127.0.0.1, each against the same pipeline into `aws s3 cp - s3://…`.\n")
 	fmt.Fprintf(&w, "- Test restore: `backup_runner test-restore` (download, decrypt, decompress, SHA-256 of every file against the manifest) vs `gpg -d | zstd -d | tar -t`.\n")
 	fmt.Fprintf(&w, "- Peak RSS: `/usr/bin/time` maximum resident set size.\n")
 	fmt.Fprintf(&w, "- Requests of `check_backup_age --remote`: counted by a reverse proxy on 127.0.0.1 in front of versitygw.\n\n")

@@ -28,11 +28,13 @@ const (
 	s3Bucket = "drym-bench"
 )
 
-// s3Server is versitygw on 127.0.0.1 plus a counting reverse proxy in
-// front of it (for the request counts of check_backup_age --remote).
+// s3Server is an S3 server on 127.0.0.1 (versitygw, or SeaweedFS's weed
+// server) plus a counting reverse proxy in front of it (for the request
+// counts of check_backup_age --remote).
 type s3Server struct {
+	engine   string // "versitygw" or "seaweedfs"
 	cmd      *exec.Cmd
-	endpoint string // versitygw itself
+	endpoint string // the server itself
 	proxy    string // the counting proxy
 	requests atomic.Int64
 	reqLog   []string
@@ -55,32 +57,75 @@ func (b *bench) s3Env() []string {
 		"AWS_EC2_METADATA_DISABLED=true", "AWS_CONFIG_FILE=/dev/null", "AWS_SHARED_CREDENTIALS_FILE=/dev/null"}
 }
 
-func (b *bench) startS3() error {
-	bin, err := exec.LookPath("versitygw")
-	if err != nil {
-		bin = filepath.Join(os.Getenv("HOME"), ".cache/drym-tools/bin/versitygw")
-		if _, err := os.Stat(bin); err != nil {
-			return fmt.Errorf("versitygw is needed: go install github.com/versity/versitygw/cmd/versitygw@v1.8.0")
-		}
+// s3Engines are the servers the S3 figures are taken on.
+var s3Engines = []string{"versitygw", "seaweedfs"}
+
+// tool finds a test tool on PATH or in the tools cache (.ci/run installs
+// them there).
+func tool(name, how string) (string, error) {
+	if p, err := exec.LookPath(name); err == nil {
+		return p, nil
 	}
-	d := filepath.Join(b.dir, "s3")
+	p := filepath.Join(os.Getenv("HOME"), ".cache/drym-tools/bin", name)
+	if _, err := os.Stat(p); err != nil {
+		return "", fmt.Errorf("%s is needed: %s", name, how)
+	}
+	return p, nil
+}
+
+// startS3 starts engine on 127.0.0.1 with root keys s3Key/s3Secret and
+// bucket s3Bucket, and sets b.s3.
+func (b *bench) startS3(engine string) error {
+	d := filepath.Join(b.dir, "s3-"+engine)
 	os.RemoveAll(d)
-	for _, sub := range []string{"iam", "data"} {
-		os.MkdirAll(filepath.Join(d, sub), 0o755)
-	}
 	addr := freePort()
-	s := &s3Server{endpoint: "http://" + addr}
-	log, _ := os.Create(filepath.Join(d, "versitygw.log"))
-	cmd := exec.Command(bin, "--port", addr, "--iam-dir", filepath.Join(d, "iam"), "posix", filepath.Join(d, "data"))
-	cmd.Env = append(os.Environ(), "ROOT_ACCESS_KEY="+s3Key, "ROOT_SECRET_KEY="+s3Secret)
+	s := &s3Server{engine: engine, endpoint: "http://" + addr}
+	log, _ := os.Create(d + ".log")
+	var cmd *exec.Cmd
+	switch engine {
+	case "versitygw":
+		bin, err := tool("versitygw", "go install github.com/versity/versitygw/cmd/versitygw@v1.8.0")
+		if err != nil {
+			return err
+		}
+		for _, sub := range []string{"iam", "data"} {
+			os.MkdirAll(filepath.Join(d, sub), 0o755)
+		}
+		cmd = exec.Command(bin, "--port", addr, "--iam-dir", filepath.Join(d, "iam"), "posix", filepath.Join(d, "data"))
+		cmd.Env = append(os.Environ(), "ROOT_ACCESS_KEY="+s3Key, "ROOT_SECRET_KEY="+s3Secret)
+	case "seaweedfs":
+		bin, err := tool("weed", ".ci/run builds it into ~/.cache/drym-tools/bin")
+		if err != nil {
+			return err
+		}
+		os.MkdirAll(filepath.Join(d, "data"), 0o755)
+		ids := fmt.Sprintf(`{"identities":[{"name":"bench","credentials":[{"accessKey":%q,"secretKey":%q}],"actions":["Admin","Read","List","Tagging","Write"]}]}`, s3Key, s3Secret)
+		if err := os.WriteFile(filepath.Join(d, "identities.json"), []byte(ids), 0o600); err != nil {
+			return err
+		}
+		port := func() string { _, p, _ := net.SplitHostPort(freePort()); return p }
+		_, s3Port, _ := net.SplitHostPort(addr)
+		// master, volume server, filer and S3 gateway in one process, each
+		// on its own ports (gRPC ports given too: their default, port +
+		// 10000, may be taken).
+		cmd = exec.Command(bin, "server", "-dir="+filepath.Join(d, "data"), "-ip=127.0.0.1", "-ip.bind=127.0.0.1", "-volume.max=5",
+			"-master.port="+port(), "-master.port.grpc="+port(), "-master.telemetry=false",
+			"-volume.port="+port(), "-volume.port.grpc="+port(),
+			"-filer.port="+port(), "-filer.port.grpc="+port(), "-filer.localSocket="+filepath.Join(d, "filer.sock"),
+			"-s3", "-s3.port="+s3Port, "-s3.port.grpc="+port(), "-s3.localSocket="+filepath.Join(d, "s3.sock"),
+			"-s3.port.iceberg=0", "-s3.port.lance=0", "-s3.config="+filepath.Join(d, "identities.json"))
+	default:
+		return fmt.Errorf("unknown S3 engine %q", engine)
+	}
 	cmd.Stdout, cmd.Stderr = log, log
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	start := time.Now()
 	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("start versitygw: %w", err)
+		return fmt.Errorf("start %s: %w", engine, err)
 	}
 	s.cmd = cmd
 	b.s3 = s
-	deadline := time.Now().Add(20 * time.Second)
+	deadline := time.Now().Add(60 * time.Second)
 	for {
 		resp, err := http.Get(s.endpoint)
 		if err == nil {
@@ -88,7 +133,7 @@ func (b *bench) startS3() error {
 			break
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("versitygw did not start on %s (log: %s)", s.endpoint, log.Name())
+			return fmt.Errorf("%s did not start on %s (log: %s)", engine, s.endpoint, log.Name())
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -118,10 +163,41 @@ func (b *bench) startS3() error {
 		RequestChecksumCalculation: aws.RequestChecksumCalculationWhenRequired,
 		ResponseChecksumValidation: aws.ResponseChecksumValidationWhenRequired,
 	})
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	// SeaweedFS's gateway answers before its filer is ready, and its first
+	// write waits for the first volumes: retry, then write once (outside
+	// the measured runs).
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	if _, err := s.client.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(s3Bucket)}); err != nil {
-		return fmt.Errorf("create bucket: %w", err)
+	for {
+		_, err := s.client.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(s3Bucket)})
+		if err == nil {
+			break
+		}
+		if ctx.Err() != nil {
+			return fmt.Errorf("%s: create bucket: %w", engine, err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if _, err := s.client.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(s3Bucket), Key: aws.String("warm-up"), Body: strings.NewReader("x")}); err != nil {
+		return fmt.Errorf("%s: first write: %w", engine, err)
+	}
+	b.note("%s on 127.0.0.1 ready for writes %s after its start", engine, time.Since(start).Round(100*time.Millisecond))
+	return nil
+}
+
+// s3Figures takes the S3 figures on one server: the backup throughput,
+// and on versitygw the request count of check_backup_age --remote (a
+// property of drym, not of the server).
+func (b *bench) s3Figures(engine string) error {
+	if err := b.startS3(engine); err != nil {
+		return err
+	}
+	defer b.s3.stop()
+	if err := b.s3Backup(b.scales[0]); err != nil {
+		return err
+	}
+	if engine == "versitygw" {
+		return b.remoteRequests()
 	}
 	return nil
 }
@@ -151,16 +227,16 @@ func awsCLI() (string, error) {
 	return "", fmt.Errorf("aws-cli is needed: apt-get install awscli")
 }
 
-// s3Backup: backup_runner backup to versitygw vs the stock pipeline into
-// aws s3 cp.
+// s3Backup: backup_runner backup to the current S3 server (b.s3) vs the
+// stock pipeline into aws s3 cp.
 func (b *bench) s3Backup(scale int) error {
 	awsBin, err := awsCLI()
 	if err != nil {
 		return err
 	}
 	tree := b.tree(scale)
-	cfg := b.config(fmt.Sprintf("s3-%dg", scale), []string{tree}, "s3://"+s3Bucket+"/drym", b.s3, b.s3.endpoint)
-	fmt.Printf("backup to S3 (versitygw), %d GiB tree (%d runs each)\n", scale, b.runs)
+	cfg := b.config(fmt.Sprintf("s3-%s-%dg", b.s3.engine, scale), []string{tree}, "s3://"+s3Bucket+"/drym", b.s3, b.s3.endpoint)
+	fmt.Printf("backup to S3 (%s), %d GiB tree (%d runs each)\n", b.s3.engine, scale, b.runs)
 	env := append(b.gpgEnv(), b.s3Env()...)
 	var bestD, bestS time.Duration
 	for i := range b.runs {
@@ -184,7 +260,7 @@ func (b *bench) s3Backup(scale int) error {
 	}
 	r := bestS.Seconds() / bestD.Seconds()
 	n := b.treeBytes[scale]
-	b.add(row{fmt.Sprintf("backup → S3 (versitygw), %d GiB: throughput", scale), gb(n, bestD) + " (" + secs(bestD) + ")",
+	b.add(row{fmt.Sprintf("backup → S3 (%s), %d GiB: throughput", b.s3.engine, scale), gb(n, bestD) + " (" + secs(bestD) + ")",
 		gb(n, bestS) + " (" + secs(bestS) + ")", fmt.Sprintf("%.2f×", r), "≥ 1.00", verdict(r >= 1.0)})
 	return nil
 }
@@ -196,7 +272,7 @@ func (b *bench) remoteRequests() error {
 	counts := map[int]int64{}
 	for _, n := range []int{10, 10000} {
 		prefix := fmt.Sprintf("count%d", n)
-		// The backup goes straight to versitygw; the check goes through
+		// The backup goes straight to the server; the check goes through
 		// the proxy (same state dir, endpoint pointed at the proxy).
 		name := "req" + prefix
 		cfg := b.config(name, []string{small}, "s3://"+s3Bucket+"/"+prefix, b.s3, b.s3.endpoint)

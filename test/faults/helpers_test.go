@@ -1,5 +1,5 @@
 // Package faults holds drym's end-to-end fault tests: the built binaries run
-// as real processes against real servers (versitygw for S3), and the tests
+// as real processes against real servers (S3: versitygw, SeaweedFS), and the tests
 // kill, interrupt, starve and confuse them. Each test states the worst day it
 // stands for and proves the two promises: nothing is lost, and no check says
 // OK when it should not.
@@ -152,7 +152,7 @@ func dirDest(t *testing.T) (config.Remote, string) {
 	return config.Remote{URL: "dir://" + d}, filepath.Join(d, host)
 }
 
-// s3Dest returns the destination of a versitygw server: uploads with the
+// s3Dest returns the destination of an S3 server: uploads with the
 // put-only profile, reads with the read-only one.
 func s3Dest(s *testutil.S3Server) config.Remote {
 	return config.Remote{

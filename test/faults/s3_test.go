@@ -1,9 +1,10 @@
 package faults
 
 import (
-	"io/fs"
 	"os"
+	"path"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -11,24 +12,18 @@ import (
 
 	"github.com/drym-backup/drym/internal/config"
 	"github.com/drym-backup/drym/internal/status"
+	"github.com/drym-backup/drym/internal/store"
 	"github.com/drym-backup/drym/internal/testutil"
 )
 
-// partsLanded reports whether versitygw has stored upload data (a multipart
-// part) under its data directory for the bucket.
-func partsLanded(s *testutil.S3Server) bool {
-	found := false
-	_ = filepath.WalkDir(filepath.Join(s.Dir, "data", s.Bucket), func(_ string, d fs.DirEntry, err error) error {
-		if err != nil || found || !d.Type().IsRegular() {
-			return nil
-		}
-		if fi, err := d.Info(); err == nil && fi.Size() >= 1<<20 {
-			found = true
-			return filepath.SkipAll
-		}
-		return nil
-	})
-	return found
+// partsLanded reports whether the server has stored upload data (a
+// multipart part) for the backup.
+func partsLanded(s *testutil.S3Server) bool { return s.PartsLanded("drym/") }
+
+// backupKeys leaves out the append-only probe object (init's doctor writes
+// it): it is not a backup.
+func backupKeys(keys []string) []string {
+	return slices.DeleteFunc(keys, func(k string) bool { return path.Base(k) == store.ProbeName })
 }
 
 // TestS3KilledMidUpload: the S3 server dies (SIGKILL) while parts are being
@@ -38,11 +33,14 @@ func partsLanded(s *testutil.S3Server) bool {
 // in the bucket: a half upload never becomes an object.
 func TestS3KilledMidUpload(t *testing.T) {
 	t.Parallel()
-	s := testutil.StartS3(t)
+	testutil.ForEachS3(t, testS3KilledMidUpload)
+}
+
+func testS3KilledMidUpload(t *testing.T, s *testutil.S3Server) {
 	e := newEnv(t, s3Dest(s), s.Env(), bigSource(t))
 
 	p := e.start("backup")
-	waitFor(t, time.Minute, "the first parts to land in versitygw", func() bool { return partsLanded(s) || p.exited() })
+	waitFor(t, time.Minute, "the first parts to land in "+s.Engine, func() bool { return partsLanded(s) || p.exited() })
 	if p.exited() {
 		t.Fatalf("backup ended before the server was killed: %+v", p.wait(0))
 	}
@@ -64,7 +62,7 @@ func TestS3KilledMidUpload(t *testing.T) {
 	wantState(t, check(t, e.environ, "check_backup_age", "--config", e.cfgPath), "CRITICAL")
 
 	s.Start()
-	if keys := s.Keys(t, "drym/"); len(keys) != 0 {
+	if keys := backupKeys(s.Keys(t, "drym/")); len(keys) != 0 {
 		t.Fatalf("objects visible after the restart: %v", keys)
 	}
 }
@@ -73,16 +71,19 @@ func TestS3KilledMidUpload(t *testing.T) {
 // object becomes visible.
 func TestS3Interrupted(t *testing.T) {
 	t.Parallel()
-	s := testutil.StartS3(t)
+	testutil.ForEachS3(t, testS3Interrupted)
+}
+
+func testS3Interrupted(t *testing.T, s *testutil.S3Server) {
 	e := newEnv(t, s3Dest(s), s.Env(), bigSource(t))
 	p := e.start("backup")
-	waitFor(t, time.Minute, "the first parts to land in versitygw", func() bool { return partsLanded(s) || p.exited() })
+	waitFor(t, time.Minute, "the first parts to land in "+s.Engine, func() bool { return partsLanded(s) || p.exited() })
 	if p.exited() {
 		t.Fatalf("backup ended before the signal: %+v", p.wait(0))
 	}
 	p.signal(syscall.SIGTERM)
 	assertInterrupted(t, e, p.wait(time.Minute))
-	if keys := s.Keys(t, "drym/"); len(keys) != 0 {
+	if keys := backupKeys(s.Keys(t, "drym/")); len(keys) != 0 {
 		t.Fatalf("objects visible after SIGTERM: %v", keys)
 	}
 }
@@ -92,7 +93,10 @@ func TestS3Interrupted(t *testing.T) {
 // line on stderr that says what is wrong, and backup.json failed with it.
 func TestS3Unusable(t *testing.T) {
 	t.Parallel()
-	s := testutil.StartS3(t)
+	testutil.ForEachS3(t, testS3Unusable)
+}
+
+func testS3Unusable(t *testing.T, s *testutil.S3Server) {
 	badCreds := filepath.Join(t.TempDir(), "credentials")
 	if err := os.WriteFile(badCreds, []byte("[wrong]\naws_access_key_id = drymput\naws_secret_access_key = not-the-secret\n\n[unknown]\naws_access_key_id = nobody\naws_secret_access_key = nothing\n"), 0o600); err != nil {
 		t.Fatal(err)
@@ -101,7 +105,7 @@ func TestS3Unusable(t *testing.T) {
 	closed := "http://127.0.0.1:" + testutil.FreePort(t)
 	// The group returns when its parallel cases have ended.
 	t.Run("group", func(t *testing.T) { unusableCases(t, s, badEnv, closed) })
-	if keys := s.Keys(t, "drym/"); len(keys) != 0 {
+	if keys := backupKeys(s.Keys(t, "drym/")); len(keys) != 0 {
 		t.Fatalf("objects stored with bad settings: %v", keys)
 	}
 }

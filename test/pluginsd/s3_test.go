@@ -61,18 +61,18 @@ func TestS3Policies(t *testing.T) {
 	}{
 		{
 			file:             "backup-put-only-policy.json",
-			allow:            []string{"s3:PutObject"},
-			resourcePrefixes: []string{"arn:aws:s3:::BUCKET/PREFIX/HOST/"},
+			allow:            []string{"s3:GetBucketObjectLockConfiguration", "s3:GetBucketVersioning", "s3:PutObject"},
+			resourcePrefixes: []string{"arn:aws:s3:::BUCKET/PREFIX/HOST/", "arn:aws:s3:::BUCKET"},
 			deny:             []string{"s3:DeleteObject", "s3:DeleteObjectVersion", "s3:PutLifecycleConfiguration", "s3:PutBucketPolicy"},
 		},
 		{
 			file:             "monitoring-read-only-policy.json",
-			allow:            []string{"s3:GetObject", "s3:ListBucket"},
+			allow:            []string{"s3:GetBucketObjectLockConfiguration", "s3:GetBucketVersioning", "s3:GetLifecycleConfiguration", "s3:GetObject", "s3:ListBucket"},
 			resourcePrefixes: []string{"arn:aws:s3:::BUCKET/PREFIX/HOST/", "arn:aws:s3:::BUCKET"},
 		},
 		{
 			file:             "escrow-policy.json",
-			allow:            []string{"s3:GetObject", "s3:ListBucket", "s3:PutObject"},
+			allow:            []string{"s3:GetBucketObjectLockConfiguration", "s3:GetBucketVersioning", "s3:GetObject", "s3:ListBucket", "s3:PutObject"},
 			resourcePrefixes: []string{"arn:aws:s3:::ESCROW_BUCKET/ESCROW_PREFIX/drym-escrow-HOST-", "arn:aws:s3:::ESCROW_BUCKET"},
 			deny:             []string{"s3:DeleteObject", "s3:DeleteObjectVersion"},
 		},
@@ -100,14 +100,19 @@ func TestS3Policies(t *testing.T) {
 						if !slices.ContainsFunc(tt.resourcePrefixes, func(p string) bool { return within(r, p) }) {
 							t.Errorf("%s: resource %q outside %v", s.Sid, r, tt.resourcePrefixes)
 						}
-						// A bucket-level resource is for ListBucket only, and
-						// then only below drym's prefix.
+						// A bucket-level resource is for ListBucket below
+						// drym's prefix, or for reading the bucket's settings
+						// (the append-only probes and the doctor): nothing
+						// else, and never in the same statement.
 						if !strings.Contains(r, "/") || strings.HasSuffix(r, ":::BUCKET") || strings.HasSuffix(r, ":::ESCROW_BUCKET") {
-							if !slices.Equal(s.Action, []string{"s3:ListBucket"}) {
+							switch {
+							case slices.Equal(s.Action, []string{"s3:ListBucket"}):
+								if len(s.Condition["StringLike"]["s3:prefix"]) == 0 {
+									t.Errorf("%s: ListBucket without an s3:prefix condition lists the whole bucket", s.Sid)
+								}
+							case !slices.ContainsFunc(s.Action, func(a string) bool { return !slices.Contains(bucketSettingReads, a) }):
+							default:
 								t.Errorf("%s: bucket resource %q for %v", s.Sid, r, s.Action)
-							}
-							if len(s.Condition["StringLike"]["s3:prefix"]) == 0 {
-								t.Errorf("%s: ListBucket without an s3:prefix condition lists the whole bucket", s.Sid)
 							}
 						}
 					}
@@ -130,6 +135,10 @@ func TestS3Policies(t *testing.T) {
 		})
 	}
 }
+
+// bucketSettingReads are the bucket-level reads a policy may allow: the
+// bucket's versioning, Object Lock and lifecycle settings, no object data.
+var bucketSettingReads = []string{"s3:GetBucketVersioning", "s3:GetBucketObjectLockConfiguration", "s3:GetLifecycleConfiguration"}
 
 // within reports whether resource r is p itself or, when p ends in a
 // separator, an object below it.

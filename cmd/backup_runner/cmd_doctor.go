@@ -1,0 +1,529 @@
+package main
+
+import (
+	"archive/zip"
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/drym-backup/drym/internal/config"
+	"github.com/drym-backup/drym/internal/escrow"
+	"github.com/drym-backup/drym/internal/status"
+	"github.com/drym-backup/drym/internal/store"
+	"github.com/drym-backup/drym/internal/units"
+)
+
+type doctorCmd struct{}
+
+// doctorTimeout bounds each store's probes: a dozen small requests.
+const doctorTimeout = time.Minute
+
+func (c *doctorCmd) run(ctx context.Context, a *app) int {
+	cfg, code, err := a.loadConfig()
+	if err != nil {
+		return a.fail(code, "%v", err)
+	}
+	if !doctor(ctx, a.stdout, cfg) {
+		return exitFailure
+	}
+	return exitOK
+}
+
+// doctor probes the destination and the escrow with the configured
+// credentials and prints a table per store. It reports false when a line
+// is FAIL: above all when the append-only promise does not hold (this host
+// can add objects but must neither delete nor replace them).
+func doctor(ctx context.Context, w io.Writer, cfg *config.Config) bool {
+	ok := checkStore(ctx, w, cfg, "destination", cfg.Destination, cfg.Host, store.ProbeName, store.ProbeContent, false)
+	if cfg.Escrow.URL == "" {
+		fmt.Fprintf(w, "\nescrow: none configured: the host key exists only on this host (set [escrow] url, then run backup_runner escrow)\n")
+		return ok
+	}
+	fmt.Fprintln(w)
+	name := escrow.NamePrefix + cfg.Host + "-probe.zip"
+	if !checkStore(ctx, w, cfg, "escrow", cfg.Escrow.Remote, "", name, escrowProbe(), true) {
+		ok = false
+	}
+	return ok
+}
+
+// row is one line of a store's table.
+type row struct{ result, check, detail string }
+
+const (
+	rOK   = "ok"
+	rWarn = "WARN"
+	rFail = "FAIL"
+	rInfo = "info"
+)
+
+type table struct {
+	rows []row
+}
+
+func (t *table) add(result, check, format string, args ...any) {
+	t.rows = append(t.rows, row{result, check, fmt.Sprintf(format, args...)})
+}
+
+// failed reports whether a line is FAIL.
+func (t *table) failed() bool {
+	for _, r := range t.rows {
+		if r.result == rFail {
+			return true
+		}
+	}
+	return false
+}
+
+func (t *table) print(w io.Writer) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	for _, r := range t.rows {
+		fmt.Fprintf(tw, "  %s\t%s\t%s\n", r.result, r.check, r.detail)
+	}
+	tw.Flush()
+}
+
+// checkStore prints the table of one store and reports whether all went
+// well: no FAIL line, so the append-only promise holds too.
+func checkStore(ctx context.Context, w io.Writer, cfg *config.Config, role string, remote config.Remote, sub, probe string, content []byte, isEscrow bool) bool {
+	ctx, cancel := context.WithTimeout(ctx, doctorTimeout)
+	defer cancel()
+	loc, err := config.ParseURL(remote.URL)
+	if err != nil {
+		fmt.Fprintf(w, "%s %s\n  FAIL  %v\n", role, remote.URL, err)
+		return false
+	}
+	if loc.Scheme == "dir" {
+		return checkDir(w, role, remote.URL, loc.Path, sub)
+	}
+	var t table
+	ws, err := openS3(ctx, remote, sub, store.Write)
+	if err != nil {
+		fmt.Fprintf(w, "%s %s\n  FAIL  cannot use the %s credentials: %v\n", role, remote.URL, profileName(remote.Profile), err)
+		return false
+	}
+	p := ws.ProbePromise(ctx, probe, content)
+	if p.Unreachable {
+		fmt.Fprintf(w, "%s %s\n  %s\n\n", role, ws, describeS3(ws, remote, role))
+		t.add(rFail, "endpoint", "%v", p.Upload.Err)
+		t.print(w)
+		fmt.Fprintf(w, "  => append-only: not probed: the endpoint did not answer\n")
+		return false
+	}
+	if p.Upload.Result != store.ProbeOK {
+		// The wrong addressing style fails in ways that name neither it
+		// nor path_style (a host name that does not resolve, a bucket that
+		// does not exist, access denied to another bucket): try the other.
+		other := remote
+		other.PathStyle = !remote.PathStyle
+		if alt, err := openS3(ctx, other, sub, store.Write); err == nil {
+			if op := alt.ProbePromise(ctx, probe, content); op.Upload.Result == store.ProbeOK {
+				t.add(rFail, "addressing", "path_style = %t does not work with this endpoint (%v); path_style = %t does: set path_style = %t in [%s] of %s",
+					remote.PathStyle, p.Upload.Err, other.PathStyle, other.PathStyle, section(role), cfg.Path)
+				ws, p, remote = alt, op, other
+			}
+		}
+	}
+	fmt.Fprintf(w, "%s %s\n  %s\n\n", role, ws, describeS3(ws, remote, role))
+
+	rs, rerr := openS3(ctx, remote, sub, store.Read)
+	// Bucket settings the upload credentials may not read: ask the read
+	// credentials too (the monitoring policy grants them).
+	if rerr == nil {
+		if p.Versioning.Result == status.ProbeUnknown {
+			if v := rs.ProbeVersioning(ctx); v.Result != status.ProbeUnknown {
+				p.Versioning = v
+			}
+		}
+		if p.ObjectLock.Result == status.ProbeUnknown {
+			if l := rs.ProbeObjectLock(ctx); l.Result != status.ProbeUnknown {
+				p.ObjectLock = l
+			}
+		}
+	}
+	ao := p.AppendOnly(time.Now())
+
+	switch p.Upload.Result {
+	case store.ProbeOK:
+		how := "created it"
+		if !p.Created {
+			how = "it exists, and the server refused to replace it"
+		}
+		t.add(rOK, "upload", "PUT %s%s with If-None-Match: * (%s)", ws, probe, how)
+	case status.ProbeDenied:
+		t.add(rFail, "upload", "the %s credentials may not upload: %v", profileName(remote.Profile), p.Upload.Err)
+	default:
+		t.add(rFail, "upload", "%v", p.Upload.Err)
+	}
+
+	switch {
+	case ao.Overwrite == status.ProbeRefused:
+		t.add(rOK, "overwrite refused", "a repeated PUT with If-None-Match: * was refused (%d)", p.Overwrite.HTTP)
+	case ao.Overwrite == status.ProbeIgnored && ao.VersionsKept():
+		t.add(rWarn, "overwrite refused", "the server ignores If-None-Match and replaced the probe object; %s keeps the old bytes", keeper(&ao))
+	case ao.Overwrite == status.ProbeIgnored:
+		t.add(rFail, "overwrite refused", "the server ignores If-None-Match and replaced the probe object, and nothing keeps the old bytes: a compromised host can overwrite the backups it knows the names of; enable bucket versioning (aws s3api put-bucket-versioning --bucket %s --versioning-configuration Status=Enabled) or Object Lock", bucketOf(ws))
+	default:
+		t.add(rFail, "overwrite refused", "could not tell: %v", p.Overwrite.Err)
+	}
+
+	putOnly := "plugins.d/s3/backup-put-only-policy.json"
+	if isEscrow {
+		putOnly = "plugins.d/s3/escrow-policy.json"
+	}
+	switch {
+	case ao.Delete == status.ProbeDenied:
+		t.add(rOK, "delete denied", "DELETE of a name that does not exist answered %d %s", p.Delete.HTTP, p.Delete.Code)
+	case ao.Delete == status.ProbeAllowed && ao.VersionsKept():
+		t.add(rWarn, "delete denied", "DELETE answered %d: these credentials may delete, but deletes keep old versions (%s): a delete only hides a backup behind a delete marker; deny s3:DeleteObject anyway (%s)", p.Delete.HTTP, keeper(&ao), putOnly)
+	case ao.Delete == status.ProbeAllowed:
+		t.add(rFail, "delete denied", "DELETE of a name that does not exist answered %d: this host can delete its %s; deny s3:DeleteObject to these credentials (%s)", p.Delete.HTTP, what(isEscrow), putOnly)
+	default:
+		t.add(rFail, "delete denied", "could not tell: %v", p.Delete.Err)
+	}
+	switch {
+	case ao.DeleteVersion == status.ProbeDenied:
+		t.add(rOK, "version delete denied", "DELETE ?versionId=null answered %d %s", p.DeleteVersion.HTTP, p.DeleteVersion.Code)
+	case ao.DeleteVersion == status.ProbeAllowed && ao.Locked():
+		t.add(rWarn, "version delete denied", "DELETE ?versionId=null answered %d, but Object Lock keeps every version for its retention; deny s3:DeleteObjectVersion anyway (%s)", p.DeleteVersion.HTTP, putOnly)
+	case ao.DeleteVersion == status.ProbeAllowed:
+		t.add(rFail, "version delete denied", "DELETE ?versionId=null answered %d: these credentials can delete for good, even from a versioned bucket; deny s3:DeleteObjectVersion (%s)", p.DeleteVersion.HTTP, putOnly)
+	default:
+		t.add(rFail, "version delete denied", "could not tell: %v", p.DeleteVersion.Err)
+	}
+	if p.Marker != "" {
+		t.add(rWarn, "leftovers", "the delete probe left a delete marker for s3://%s/%s (these credentials may delete objects but not versions); the bucket admin can remove it", bucketOf(ws), p.Marker)
+	}
+	bucketSetting(&t, "versioning", p.Versioning, ws, "s3:GetBucketVersioning")
+	bucketSetting(&t, "object lock", p.ObjectLock, ws, "s3:GetBucketObjectLockConfiguration")
+
+	// What else the upload credentials may do: reading or listing is not a
+	// threat to the promise, but more than a backup needs. (The escrow
+	// lists only its host's zips, as check_key_escrow does.)
+	listed := ""
+	if isEscrow {
+		listed = escrow.NamePrefix + cfg.Host + "-"
+	}
+	type named struct {
+		check string
+		probe store.Probe
+	}
+	var others []named
+	if remote.ReadProfile != remote.Profile {
+		others = []named{
+			{"read by " + profileName(remote.Profile), ws.ProbeRead(ctx, probe)},
+			{"list by " + profileName(remote.Profile), ws.ProbeList(ctx, listed)},
+		}
+	}
+	for _, pr := range others {
+		switch {
+		case pr.probe.Result == status.ProbeDenied:
+			t.add(rOK, pr.check, "denied (%d): a compromised host cannot read its history", pr.probe.HTTP)
+		case isEscrow && pr.probe.Result != status.ProbeUnknown:
+			t.add(rInfo, pr.check, "allowed: the escrow policy lets the host find and read back its own zips")
+		case pr.probe.Result == status.ProbeUnknown:
+			t.add(rInfo, pr.check, "could not tell: %v", pr.probe.Err)
+		default:
+			t.add(rWarn, pr.check, "allowed: a compromised host can read its backups; drym's uploads need s3:PutObject only (%s)", putOnly)
+		}
+	}
+
+	// The read credentials: test-restore, restore, list and the checks'
+	// --remote (check_key_escrow for the escrow).
+	rp := profileName(remote.ReadProfile)
+	if rerr != nil {
+		t.add(rFail, "read profile", "cannot use the %s credentials: %v", rp, rerr)
+	} else {
+		users, policy := "test-restore, restore, list and check_backup_age --remote", "plugins.d/s3/monitoring-read-only-policy.json"
+		if isEscrow {
+			users, policy = "check_key_escrow", "plugins.d/s3/escrow-policy.json"
+		}
+		switch l := rs.ProbeList(ctx, listed); l.Result {
+		case status.ProbeAllowed:
+			t.add(rOK, "list by "+rp, "allowed")
+		case status.ProbeDenied:
+			t.add(rFail, "list by "+rp, "denied (%d): %s cannot find %s; grant s3:ListBucket on the prefix (%s)", l.HTTP, users, what(isEscrow), policy)
+		default:
+			t.add(rFail, "list by "+rp, "%v", l.Err)
+		}
+		switch r := rs.ProbeRead(ctx, probe); r.Result {
+		case status.ProbeAllowed:
+			t.add(rOK, "read by "+rp, "allowed")
+		case status.ProbeDenied:
+			t.add(rFail, "read by "+rp, "denied (%d): %s cannot read %s; grant s3:GetObject on the prefix (%s)", r.HTTP, users, what(isEscrow), policy)
+		case store.ProbeNone:
+			t.add(rInfo, "read by "+rp, "nothing to read yet (the probe object is missing)")
+		default:
+			t.add(rFail, "read by "+rp, "%v", r.Err)
+		}
+	}
+
+	if !isEscrow {
+		lc := ws.ProbeLifecycle(ctx)
+		if lc.Result == status.ProbeUnknown && rerr == nil {
+			if r := rs.ProbeLifecycle(ctx); r.Result != status.ProbeUnknown {
+				lc = r
+			}
+		}
+		switch lc.Result {
+		case store.ProbePresent:
+			t.add(rOK, "lifecycle rule", "%s", lc.Detail)
+		case store.ProbeNone:
+			t.add(rWarn, "lifecycle rule", "no enabled rule expires backups under %s: they are kept for ever, and abandoned multipart uploads cost storage (plugins.d/s3/lifecycle.json)", ws)
+		case store.ProbeUnsupported:
+			t.add(rInfo, "lifecycle rule", "the server does not implement lifecycle rules: remove old backups and abandoned multipart uploads as its admin")
+		default:
+			t.add(rInfo, "lifecycle rule", "not readable with these credentials (the bucket admin can: aws s3api get-bucket-lifecycle-configuration --bucket %s)", bucketOf(ws))
+		}
+	}
+
+	if len(t.rows) == 0 || t.rows[0].check != "addressing" {
+		t.add(rOK, "addressing", "%s works", styleName(ws.PathStyle()))
+	}
+	switch {
+	case p.ServerDate.IsZero():
+		t.add(rInfo, "clock", "the server sent no Date header")
+	default:
+		skew := p.LocalDate.Sub(p.ServerDate)
+		// Date has one-second resolution: a second off is no skew.
+		if skew.Abs() > status.ClockSkew {
+			t.add(rWarn, "clock", "this host's clock is %s %s the server's: backup names carry this host's time and the checks distrust times more than %s ahead; fix NTP (timedatectl status)",
+				skew.Abs().Round(time.Second), map[bool]string{true: "ahead of", false: "behind"}[skew > 0], status.ClockSkew)
+		} else {
+			t.add(rOK, "clock", "within %s of the server's Date", max(skew.Abs().Round(time.Second), time.Second))
+		}
+	}
+	t.print(w)
+
+	holds := ao.Holds() && p.Upload.Result == store.ProbeOK
+	switch {
+	case holds && ao.Locked():
+		fmt.Fprintf(w, "  => append-only: holds for the Object Lock retention: this host can add %s but cannot delete or replace them\n", what(isEscrow))
+	case holds:
+		fmt.Fprintf(w, "  => append-only: holds: this host can add %s but cannot delete or replace them\n", what(isEscrow))
+	default:
+		fmt.Fprintf(w, "  => append-only: DOES NOT HOLD: fix the FAIL lines above, then run backup_runner doctor again\n")
+	}
+	if holds && t.failed() {
+		fmt.Fprintf(w, "  => but fix the FAIL lines above\n")
+	}
+	return holds && !t.failed()
+}
+
+// bucketSetting adds the row of a bucket setting (versioning, Object Lock).
+func bucketSetting(t *table, check string, p store.Probe, s *store.S3, perm string) {
+	detail := p.Detail
+	if detail != "" {
+		detail = ": " + detail
+	}
+	switch p.Result {
+	case status.ProbeEnabled:
+		t.add(rOK, check, "enabled%s", detail)
+	case status.ProbeUnknown:
+		t.add(rInfo, check, "not readable with these credentials (grant %s on the bucket, as the shipped policies do, or ask the bucket admin)", perm)
+	default:
+		t.add(rInfo, check, "%s%s", p.Result, detail)
+	}
+}
+
+// checkDir says what a directory can and cannot promise.
+func checkDir(w io.Writer, role, url, dir, sub string) bool {
+	full := dir
+	if sub != "" {
+		full = dir + "/" + sub
+	}
+	fmt.Fprintf(w, "%s %s (a directory on this host)\n", role, url)
+	var t table
+	fi, err := os.Stat(dir)
+	switch {
+	case err != nil:
+		t.add(rFail, "directory", "%v", err)
+	case !fi.IsDir():
+		t.add(rFail, "directory", "%s is not a directory", dir)
+	case unix.Access(dir, unix.W_OK) != nil:
+		t.add(rFail, "directory", "%s is not writable by this user", dir)
+	default:
+		var st unix.Statfs_t
+		free := ""
+		if unix.Statfs(dir, &st) == nil {
+			free = fmt.Sprintf(", %s free", units.Bytes(int64(st.Bavail)*st.Bsize))
+		}
+		t.add(rOK, "directory", "%s exists and is writable%s", dir, free)
+	}
+	t.add(rOK, "overwrite refused", "drym writes a hidden .partial file, fsyncs it and links it to a name that must not exist: drym itself never replaces a file")
+	t.add(rFail, "delete denied", "no: whoever may write to %s — root on this host, and so an intruder — can delete or change every file in it", full)
+	t.print(w)
+	fmt.Fprintf(w, "  => append-only: DOES NOT HOLD: a directory on this host cannot promise it. Only something this host does not control can:\n"+
+		"     a share on another machine that this host may add to but not change, or snapshots it cannot reach.\n"+
+		"     For backups that survive a compromised host, use an s3:// destination with put-only credentials (plugins.d/s3/).\n")
+	return false
+}
+
+// openS3 opens an S3 store (the caller knows remote is s3://).
+func openS3(ctx context.Context, remote config.Remote, sub string, access store.Access) (*store.S3, error) {
+	st, err := store.Open(ctx, remote, sub, access)
+	if err != nil {
+		return nil, err
+	}
+	s, ok := st.(*store.S3)
+	if !ok {
+		return nil, fmt.Errorf("%s is not an S3 store", remote.URL)
+	}
+	return s, nil
+}
+
+// describeS3 says how s reaches its server and with which credentials.
+func describeS3(s *store.S3, remote config.Remote, role string) string {
+	ep := s.Endpoint()
+	switch {
+	case ep == "":
+		ep = "AWS (no endpoint set)"
+	case remote.Endpoint == "":
+		ep += " (from AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL or the profile's endpoint_url)"
+	}
+	region := s.Region()
+	if remote.Region == "" {
+		region += " (from the AWS settings)"
+	}
+	reads := profileName(remote.ReadProfile)
+	if role == "escrow" {
+		reads += " (check_key_escrow)"
+	}
+	return fmt.Sprintf("endpoint %s · region %s · %s · uploads as %s · reads as %s", ep, region, styleName(s.PathStyle()), profileName(remote.Profile), reads)
+}
+
+func styleName(pathStyle bool) string {
+	if pathStyle {
+		return "path-style addressing (path_style = true)"
+	}
+	return "virtual-hosted addressing (path_style = false)"
+}
+
+// profileName names the credentials of a profile setting.
+func profileName(p string) string {
+	if p == "" {
+		if env := os.Getenv("AWS_PROFILE"); env != "" {
+			return "profile " + env + " (AWS_PROFILE)"
+		}
+		return "the default AWS credentials"
+	}
+	return "profile " + p
+}
+
+func section(role string) string {
+	if role == "escrow" {
+		return "escrow"
+	}
+	return "destination"
+}
+
+func what(isEscrow bool) string {
+	if isEscrow {
+		return "escrow zips"
+	}
+	return "backups"
+}
+
+func keeper(a *status.AppendOnly) string {
+	if a.Locked() {
+		return "Object Lock"
+	}
+	return "versioning"
+}
+
+// bucketOf returns the bucket of s (from its s3://bucket/prefix/ URL).
+func bucketOf(s *store.S3) string {
+	b, _, _ := strings.Cut(strings.TrimPrefix(s.String(), "s3://"), "/")
+	return b
+}
+
+// escrowProbe is the escrow's probe object: a small zip with one text
+// member, byte for byte the same every time (the escrow policy lets the
+// host write only drym-escrow-<host>-*.zip).
+func escrowProbe() []byte {
+	var buf bytes.Buffer
+	zw := zip.NewWriter(&buf)
+	f, _ := zw.CreateHeader(&zip.FileHeader{
+		Name: "PROBE.txt", Method: zip.Store,
+		Modified: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC),
+	})
+	_, _ = f.Write(store.ProbeContent)
+	_ = zw.Close()
+	return buf.Bytes()
+}
+
+// initDoctor runs the doctor at the end of init: it warns, and init still
+// succeeds (the destination may be fixed later; backups already work).
+func initDoctor(ctx context.Context, a *app, cfg *config.Config) {
+	a.printf("\nbackup_runner doctor:\n")
+	if !doctor(ctx, a.stdout, cfg) {
+		fmt.Fprintf(a.stderr, "backup_runner: warning: the append-only promise does not hold for this host (see the table above, or run backup_runner doctor); init succeeded anyway\n")
+	}
+}
+
+// promiseTimeout bounds the probes after a backup: six small requests.
+const promiseTimeout = 30 * time.Second
+
+// promiseAfterBackup runs the cheap append-only probes after a backup that
+// stored its object, and returns what backup.json records: this run's
+// result, or the last one carried forward when this run could not probe (it
+// failed or was interrupted). A dir:// destination records nothing: it
+// cannot make the promise (backup_runner doctor says why).
+func promiseAfterBackup(ctx context.Context, a *app, cfg *config.Config, backupErr error, last *status.AppendOnly) *status.AppendOnly {
+	loc, err := config.ParseURL(cfg.Destination.URL)
+	if err != nil || loc.Scheme != "s3" {
+		return nil
+	}
+	if backupErr != nil || ctx.Err() != nil {
+		return last
+	}
+	ctx, cancel := context.WithTimeout(ctx, promiseTimeout)
+	defer cancel()
+	var ao status.AppendOnly
+	if s, err := openS3(ctx, cfg.Destination, cfg.Host, store.Write); err != nil {
+		u := status.ProbeUnknown
+		ao = status.AppendOnly{Checked: a.now().UTC(), Delete: u, DeleteVersion: u, Overwrite: u, Versioning: u, ObjectLock: u, Error: oneLine(err.Error())}
+	} else {
+		ao = s.ProbePromise(ctx, store.ProbeName, store.ProbeContent).AppendOnly(a.now())
+	}
+	if !ao.Held {
+		fmt.Fprintf(a.stderr, "backup_runner: warning: %s is not append-only for this host: %s; see backup_runner doctor\n", cfg.Destination.URL, whyNot(&ao))
+	}
+	return &ao
+}
+
+// whyNot says in a few words why the promise does not hold.
+func whyNot(a *status.AppendOnly) string {
+	var why []string
+	if a.CanDelete() {
+		why = append(why, "its credentials can delete backups")
+	}
+	if a.CanOverwrite() {
+		why = append(why, "the server ignores If-None-Match and nothing keeps old versions")
+	}
+	if len(why) == 0 {
+		msg := "a probe could not tell"
+		if a.Error != "" {
+			msg += ": " + a.Error
+		}
+		why = append(why, msg)
+	}
+	return strings.Join(why, "; ")
+}
+
+// appendOnlyLine is backup.json's append_only in a line, for status.
+func appendOnlyLine(a *status.AppendOnly) string {
+	when := a.Checked.UTC().Format(time.RFC3339)
+	if a.Holds() {
+		return fmt.Sprintf("holds (probed %s: delete %s, version delete %s, overwrite %s, versioning %s, object lock %s)",
+			when, a.Delete, a.DeleteVersion, a.Overwrite, a.Versioning, a.ObjectLock)
+	}
+	return fmt.Sprintf("DOES NOT HOLD: %s (probed %s); see backup_runner doctor", whyNot(a), when)
+}
