@@ -53,6 +53,7 @@ func (c *backupCmd) run(ctx context.Context, a *app) int {
 		st.Object, st.BytesOut, st.SHA256 = res.Name, res.BytesOut, res.SHA256
 		st.BytesIn, st.Files, st.Dirs, st.Symlinks = res.Stats.BytesIn, res.Stats.Files, res.Stats.Dirs, res.Stats.Symlinks
 		st.Warnings, st.WarningList = res.Stats.Warnings, res.Stats.WarningList
+		st.Skipped, st.SkippedList = res.Stats.Skipped, res.Stats.SkippedList
 	}
 	if err != nil {
 		st.Object, st.SHA256 = "", "" // nothing was stored under that name
@@ -75,6 +76,7 @@ func (c *backupCmd) run(ctx context.Context, a *app) int {
 	for _, w := range st.WarningList {
 		a.printf("  warning: %s\n", w)
 	}
+	printSkipped(a, st)
 	return exitOK
 }
 
