@@ -9,6 +9,7 @@ import (
 	"path"
 	"slices"
 	"strconv"
+	"strings"
 
 	"golang.org/x/sys/unix"
 )
@@ -91,45 +92,17 @@ func (a *writer) addSparse(f *os.File, name string, hdr *tar.Header, entry *Entr
 	sm = append(sm, make([]byte, blockPad(int64(len(sm))))...)
 	stored += int64(len(sm))
 
-	recs := map[string]string{}
-	for k, v := range hdr.PAXRecords {
-		recs[k] = v
+	recs := map[string]string{
+		"GNU.sparse.major":    "1",
+		"GNU.sparse.minor":    "0",
+		"GNU.sparse.name":     hdr.Name,
+		"GNU.sparse.realsize": strconv.FormatInt(size, 10),
 	}
-	recs["GNU.sparse.major"] = "1"
-	recs["GNU.sparse.minor"] = "0"
-	recs["GNU.sparse.name"] = hdr.Name
-	recs["GNU.sparse.realsize"] = strconv.FormatInt(size, 10)
-
 	dir, base := path.Split(hdr.Name)
-	main := ustar{
-		name: fitName(dir+"GNUSparseFile.0/", base), mode: hdr.Mode, uid: int64(hdr.Uid), gid: int64(hdr.Gid),
-		size: stored, mtime: hdr.ModTime.Unix(), typeflag: tar.TypeReg, uname: hdr.Uname, gname: hdr.Gname,
-	}
-	main.overflow(recs)
-	var records []byte
-	for _, k := range slices.Sorted(maps.Keys(recs)) {
-		records = appendPAXRecord(records, k, recs[k])
-	}
-	ext := ustar{name: fitName(dir+"PaxHeaders.0/", base), size: int64(len(records)), typeflag: tar.TypeXHeader}
-
-	// Between members the tar.Writer holds nothing: after Flush (the
-	// previous member's padding) the stream is at a block boundary.
-	if err := a.tw.Flush(); err != nil {
+	if err := a.writeRaw(hdr, dir+"GNUSparseFile.0/"+base, stored, recs); err != nil {
 		return err
 	}
 	out := a.out
-	blk := ext.block()
-	if _, err := out.Write(blk[:]); err != nil {
-		return err
-	}
-	records = append(records, make([]byte, blockPad(int64(len(records))))...)
-	if _, err := out.Write(records); err != nil {
-		return err
-	}
-	blk = main.block()
-	if _, err := out.Write(blk[:]); err != nil {
-		return err
-	}
 	if _, err := out.Write(sm); err != nil {
 		return err
 	}
@@ -186,6 +159,53 @@ func (a *writer) addSparse(f *os.File, name string, hdr *tar.Header, entry *Entr
 
 func blockPad(n int64) int64 { return -n & 511 }
 
+// writeRaw writes the headers of one member straight to the stream,
+// past the tar.Writer: a PAX extended header with recs, hdr's PAX records
+// and whatever the ustar block cannot hold, then the ustar block, named
+// name (the member's own name unless a sparse member's). The caller then
+// writes size bytes of data and their padding to a.out.
+func (a *writer) writeRaw(hdr *tar.Header, name string, size int64, recs map[string]string) error {
+	if recs == nil {
+		recs = map[string]string{}
+	}
+	for k, v := range hdr.PAXRecords {
+		recs[k] = v
+	}
+	main := ustar{
+		name: name, mode: hdr.Mode, uid: int64(hdr.Uid), gid: int64(hdr.Gid), size: size,
+		mtime: hdr.ModTime.Unix(), typeflag: hdr.Typeflag, uname: hdr.Uname, gname: hdr.Gname, link: hdr.Linkname,
+	}
+	if _, sparse := recs["GNU.sparse.name"]; !sparse && !asciiFits(name, 100) {
+		recs["path"] = name
+	}
+	if !asciiFits(hdr.Linkname, 100) {
+		recs["linkpath"] = hdr.Linkname
+	}
+	main.name = fitName("", name)
+	main.overflow(recs)
+	// Between members the tar.Writer holds nothing: after Flush (the
+	// previous member's padding) the stream is at a block boundary.
+	if err := a.tw.Flush(); err != nil {
+		return err
+	}
+	if len(recs) > 0 {
+		var records []byte
+		for _, k := range slices.Sorted(maps.Keys(recs)) {
+			records = appendPAXRecord(records, k, recs[k])
+		}
+		dir, base := path.Split(strings.TrimSuffix(hdr.Name, "/"))
+		ext := ustar{name: fitName(dir+"PaxHeaders.0/", base), size: int64(len(records)), typeflag: tar.TypeXHeader}
+		blk := ext.block()
+		records = append(records, make([]byte, blockPad(int64(len(records))))...)
+		if _, err := a.out.Write(append(blk[:], records...)); err != nil {
+			return err
+		}
+	}
+	blk := main.block()
+	_, err := a.out.Write(blk[:])
+	return err
+}
+
 // fitName is prefix+base cut to the 100 bytes of a ustar name field, ASCII
 // only. Only stock tars that know neither PAX nor GNU sparse use it.
 func fitName(prefix, base string) string {
@@ -222,6 +242,7 @@ type ustar struct {
 	size, mtime      int64
 	typeflag         byte
 	uname, gname     string
+	link             string
 	noUID, noGID     bool
 	noSize, noMTime  bool
 	noUname, noGname bool
@@ -293,6 +314,9 @@ func (u *ustar) block() [512]byte {
 		octal(b[136:148], 0)
 	}
 	b[156] = u.typeflag
+	if asciiFits(u.link, 100) {
+		copy(b[157:257], u.link)
+	}
 	copy(b[257:263], "ustar\x00")
 	copy(b[263:265], "00")
 	if !u.noUname {

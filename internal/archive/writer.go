@@ -246,7 +246,7 @@ func (a *writer) add(path, name string) error {
 		hdr.Name += "/"
 		entry.Type = TypeDir
 		a.attrs(-1, path, name, hdr, &entry)
-		if err := a.tw.WriteHeader(hdr); err != nil {
+		if _, err := a.header(hdr); err != nil {
 			return err
 		}
 		a.stats.Dirs++
@@ -260,7 +260,7 @@ func (a *writer) add(path, name string) error {
 		hdr.Linkname = target
 		entry.Type, entry.Link = TypeSymlink, target
 		a.attrs(-1, path, name, hdr, &entry)
-		if err := a.tw.WriteHeader(hdr); err != nil {
+		if _, err := a.header(hdr); err != nil {
 			return err
 		}
 		a.stats.Symlinks++
@@ -273,7 +273,7 @@ func (a *writer) add(path, name string) error {
 				hdr.Typeflag = tar.TypeLink
 				hdr.Linkname = first
 				entry.Type, entry.Link = TypeHardlink, first
-				if err := a.tw.WriteHeader(hdr); err != nil {
+				if _, err := a.header(hdr); err != nil {
 					return err
 				}
 				a.stats.Hardlinks++
@@ -313,8 +313,18 @@ func nodeKind(m fs.FileMode) string {
 	return "special file"
 }
 
+// header writes a member's header. tar.Writer takes a zero ModTime —
+// exactly 0001-01-01T00:00:00Z, a time a file can have — for "no time" and
+// writes 1970 instead: that one second goes through writeRaw.
+func (a *writer) header(hdr *tar.Header) (raw bool, err error) {
+	if hdr.ModTime.IsZero() {
+		return true, a.writeRaw(hdr, hdr.Name, hdr.Size, nil)
+	}
+	return false, a.tw.WriteHeader(hdr)
+}
+
 // addFile streams one regular file into the tar and its hash.
-func (a *writer) addFile(path, name string, hdr *tar.Header, entry Entry) error {
+func (a *writer) addFile(path, name string, hdr *tar.Header, entry Entry) (err error) {
 	f, err := openNoATime(path)
 	if err != nil {
 		a.stats.warn(name, err)
@@ -347,8 +357,18 @@ func (a *writer) addFile(path, name string, hdr *tar.Header, entry Entry) error 
 	}
 	hdr.Typeflag = tar.TypeReg
 	hdr.Size = size
-	if err := a.tw.WriteHeader(hdr); err != nil {
+	raw, err := a.header(hdr)
+	if err != nil {
 		return err
+	}
+	var body io.Writer = a.tw
+	if raw {
+		body = a.out
+		defer func() {
+			if err == nil {
+				_, err = a.out.Write(make([]byte, blockPad(size)))
+			}
+		}()
 	}
 	// The tar header promises size bytes: a file that shrinks while read
 	// is padded with zeros (and hashed as padded, so the manifest matches
@@ -360,7 +380,7 @@ func (a *writer) addFile(path, name string, hdr *tar.Header, entry Entry) error 
 		m, err := io.ReadFull(f, a.buf[:want])
 		if m > 0 {
 			a.h.Write(a.buf[:m])
-			if _, werr := a.tw.Write(a.buf[:m]); werr != nil {
+			if _, werr := body.Write(a.buf[:m]); werr != nil {
 				return werr
 			}
 			n += int64(m)
@@ -375,7 +395,7 @@ func (a *writer) addFile(path, name string, hdr *tar.Header, entry Entry) error 
 		for n < size {
 			m := min(int64(len(a.buf)), size-n)
 			a.h.Write(a.buf[:m])
-			if _, werr := a.tw.Write(a.buf[:m]); werr != nil {
+			if _, werr := body.Write(a.buf[:m]); werr != nil {
 				return werr
 			}
 			n += m
@@ -587,7 +607,7 @@ func (a *writer) writeManifest() error {
 		Name: ManifestName, Typeflag: tar.TypeReg, Mode: 0o600, Size: size,
 		ModTime: a.man.Created, Uname: "root", Gname: "root",
 	}
-	if err := a.tw.WriteHeader(hdr); err != nil {
+	if _, err := a.header(hdr); err != nil {
 		return err
 	}
 	if _, err := a.tw.Write(head); err != nil {

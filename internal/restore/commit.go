@@ -48,6 +48,7 @@ func (st *Staged) Commit(ctx context.Context) CommitReport {
 	c.rep.Attrs = st.attrs
 	c.rep.Unprivileged = st.unpriv
 	c.dir(st.sfd, st.tfd, "")
+	st.created = false // it holds the restore now
 	if err := st.Discard(); err != nil {
 		c.rep.Refused.add("the staging directory %s could not be removed: %v", st.StagingPath(), err)
 	}
@@ -63,6 +64,9 @@ func (st *Staged) Discard() error {
 	unix.Close(st.sfd)
 	err := removeAllAt(st.tfd, st.name)
 	unix.Close(st.tfd)
+	if st.created && err == nil {
+		_ = unix.Rmdir(st.dir) // only if still empty
+	}
 	return err
 }
 

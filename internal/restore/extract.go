@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"io/fs"
 	"os"
 	"path"
 	"strings"
@@ -121,6 +122,9 @@ type Staged struct {
 	attrs  Problems
 	unpriv int64
 	done   bool
+	// created: the target did not exist before; a failed restore removes
+	// it again (when empty), leaving nothing behind.
+	created bool
 }
 
 // StagingPrefix starts the name of a staging directory inside the target.
@@ -137,7 +141,8 @@ func Extract(ctx context.Context, r io.Reader, dir string, opt Options) (*Staged
 	if err != nil {
 		return nil, err
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	_, statErr := os.Lstat(dir)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("cannot create %s: %w", dir, err)
 	}
 	tfd, err := unix.Open(dir, dirFlags, 0)
@@ -147,6 +152,7 @@ func Extract(ctx context.Context, r io.Reader, dir string, opt Options) (*Staged
 	st := &Staged{
 		dir: dir, tfd: tfd, sfd: -1, opt: opt, ids: newIDs(),
 		entries: map[string]staged{}, dirs: map[string]*dirMeta{},
+		created: errors.Is(statErr, fs.ErrNotExist),
 	}
 	if err := st.makeStaging(); err != nil {
 		unix.Close(tfd)
