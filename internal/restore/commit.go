@@ -11,6 +11,8 @@ import (
 	"sort"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/drym-backup/drym/internal/archive"
 )
 
 // CommitReport is what Commit put in place.
@@ -401,6 +403,11 @@ func copyEntry(sfd int, name string, ffd int, tmp string, st *unix.Stat_t) error
 		return err
 	}
 	defer unix.Close(out)
+	// A file created here inherits the directory's default ACL, which the
+	// staged file may not have: it would open the copy to others.
+	if err := unix.Fremovexattr(out, archive.XattrACLAccess); err != nil && !errors.Is(err, unix.ENODATA) && !errors.Is(err, unix.ENOTSUP) {
+		return err
+	}
 	if err := copyData(in, out, st.Size); err != nil {
 		return err
 	}
