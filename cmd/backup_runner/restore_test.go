@@ -797,3 +797,39 @@ func TestRestoreCommandLine(t *testing.T) {
 		t.Errorf("--help does not list the files command:\n%s", help)
 	}
 }
+
+// TestRestoreInterruptedWhileUnpacking: SIGTERM before the backup is proven
+// leaves nothing: no staging directory, no target directory it made.
+func TestRestoreInterruptedWhileUnpacking(t *testing.T) {
+	r := newRig(t, "", "", nil)
+	src := filepath.Join(r.dir, "isrc")
+	must(t, os.MkdirAll(src, 0o755))
+	must(t, os.WriteFile(filepath.Join(src, "a-small"), []byte("first\n"), 0o644))
+	must(t, os.WriteFile(filepath.Join(src, "big"), randBytes(64<<20), 0o644))
+	r.setSources(src)
+	r.mustRun("backup")
+	to := filepath.Join(r.dir, "target")
+	cmd := exec.Command(r.bin, "--config", r.cfg, "restore", "--to", to)
+	var errb bytes.Buffer
+	cmd.Stderr = &errb
+	must(t, cmd.Start())
+	// Wait for the staging directory, then interrupt.
+	deadline := time.Now().Add(time.Minute)
+	for time.Now().Before(deadline) {
+		if m, _ := filepath.Glob(filepath.Join(to, ".drym-restore-*")); len(m) > 0 {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	cmd.Process.Signal(syscall.SIGTERM)
+	err := cmd.Wait()
+	if err == nil {
+		t.Skip("the restore finished before the signal arrived")
+	}
+	if !strings.Contains(errb.String(), "interrupted") || !strings.Contains(errb.String(), "nothing was written") {
+		t.Errorf("stderr: %s", errb.String())
+	}
+	if _, err := os.Stat(to); !os.IsNotExist(err) {
+		t.Errorf("the target is left behind (%v): %v", err, entries(t, to))
+	}
+}
