@@ -54,6 +54,7 @@ func (c *backupCmd) run(ctx context.Context, a *app) int {
 		st.BytesIn, st.Files, st.Dirs, st.Symlinks = res.Stats.BytesIn, res.Stats.Files, res.Stats.Dirs, res.Stats.Symlinks
 		st.Warnings, st.WarningList = res.Stats.Warnings, res.Stats.WarningList
 		st.KeyIDs, st.Signature = res.KeyIDs, res.Signature
+		st.Skipped, st.SkippedList = res.Stats.Skipped, res.Stats.SkippedList
 	}
 	if err != nil {
 		st.Object, st.SHA256, st.Signature = "", "", "" // nothing trustworthy was stored under that name
@@ -77,6 +78,7 @@ func (c *backupCmd) run(ctx context.Context, a *app) int {
 	for _, w := range st.WarningList {
 		a.printf("  warning: %s\n", w)
 	}
+	printSkipped(a, st)
 	return exitOK
 }
 

@@ -5,20 +5,26 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 
 	"github.com/drym-backup/drym/internal/restore"
 	"github.com/drym-backup/drym/internal/units"
 )
 
 type restoreCmd struct {
-	Backup        string   `arg:"--backup" help:"backup to restore: an object name or latest (the newest one signed by this host's key and not dated in the future)" default:"latest"`
-	To            string   `arg:"--to,required" help:"directory to restore into (created if missing); nothing is written outside it" placeholder:"DIR"`
-	Overwrite     bool     `arg:"--overwrite" help:"replace existing files (directories are merged, never replaced)"`
-	AllowUnsigned bool     `arg:"--allow-unsigned" help:"accept a backup without a signature (made before drym signed its backups); it must be named with --backup"`
-	Paths         []string `arg:"positional" help:"paths in the archive to restore, e.g. etc/nginx (all when none)"`
+	Backup         string   `arg:"--backup" help:"backup to restore: an object name or latest (the newest one signed by this host's key and not dated in the future)" default:"latest"`
+	AllowUnsigned  bool     `arg:"--allow-unsigned" help:"accept a backup without a signature (made before drym signed its backups); it must be named with --backup"`
+	To             string   `arg:"--to,required" help:"directory to restore into (created if missing); nothing is written outside it, and nothing at all until the whole backup is verified" placeholder:"DIR"`
+	Overwrite      bool     `arg:"--overwrite" help:"replace existing files and give existing directories the archived owner, mode and ACLs (directories are merged, never replaced)"`
+	KeepUnverified bool     `arg:"--keep-unverified" help:"when the backup fails verification, keep what was unpacked in DIR/UNVERIFIED-<time>-<hex> (mode 0700) instead of removing it"`
+	Paths          []string `arg:"positional" help:"paths to restore, as on the host (/srv/www) or as archived (srv/www); all when none. backup_runner files lists them"`
 }
 
 func (c *restoreCmd) run(ctx context.Context, a *app) int {
+	// A bad path is a usage error, found before anything is read.
+	if err := restore.CleanPaths(c.Paths); err != nil {
+		return a.fail(exitUsage, "restore: %v", err)
+	}
 	cfg, code, err := a.loadConfig()
 	if err != nil {
 		return a.fail(code, "%v", err)
@@ -35,51 +41,86 @@ func (c *restoreCmd) run(ctx context.Context, a *app) int {
 
 	prog := newProgress(a, "restore")
 	s := restore.Open(ctx, ob.body, ob.keys, prog.Output)
-	rep, rerr := restore.Extract(ctx, s, c.To, restore.Options{
+	st, xerr := restore.Extract(ctx, s, c.To, restore.Options{
 		Paths: c.Paths, Overwrite: c.Overwrite, Owners: os.Geteuid() == 0, OnFile: prog.File,
 	})
-	res, err := s.Finish(rerr, ob.want...)
+	res, err := s.Finish(xerr, ob.want...)
 	prog.Close()
+	if st == nil {
+		return a.fail(exitFailure, "restore of %s failed: %s; nothing was restored", ob.name, oneLine(interrupted(ctx, err).Error()))
+	}
+	rep := st.Report
 
-	for _, r := range rep.Refused.List {
-		fmt.Fprintf(a.stderr, "backup_runner: not restored: %s\n", r)
-	}
-	if n := rep.Refused.Count - len(rep.Refused.List); n > 0 {
-		fmt.Fprintf(a.stderr, "backup_runner: … and %d more not restored\n", n)
-	}
-	for _, m := range rep.Mismatches.List {
-		fmt.Fprintf(a.stderr, "backup_runner: MISMATCH: %s\n", m)
-	}
-	if n := rep.Mismatches.Count - len(rep.Mismatches.List); n > 0 {
-		fmt.Fprintf(a.stderr, "backup_runner: … and %d more mismatches\n", n)
-	}
-	for _, p := range rep.NotFound {
-		fmt.Fprintf(a.stderr, "backup_runner: %s: not in backup %s (paths are as archived, without the leading /; see the manifest)\n", p, ob.name)
-	}
-	failed := false
+	// Proven means: the OpenPGP integrity check and the object's SHA-256
+	// passed (Finish), every member matched the manifest, and every path
+	// asked for was there. Only then is anything moved into place.
+	var why string
 	switch {
 	case err != nil:
-		failed = true
-		a.fail(exitFailure, "restore of %s failed: %s (what was written so far is in %s)", ob.name, oneLine(interrupted(ctx, err).Error()), c.To)
-	case !rep.Verified:
+		why = oneLine(interrupted(ctx, err).Error())
+	case rep.Mismatches.Count > 0:
+		why = fmt.Sprintf("%d mismatches with the manifest, first: %s", rep.Mismatches.Count, rep.Mismatches.List[0])
+	case len(rep.NotFound) > 0:
+		why = fmt.Sprintf("%s is not in the backup (paths are as on the host, /srv/www, or as archived, srv/www; backup_runner files --backup %s lists them)", strings.Join(rep.NotFound, ", "), ob.name)
+	}
+	if why != "" {
+		for _, m := range rep.Mismatches.List {
+			fmt.Fprintf(a.stderr, "backup_runner: MISMATCH: %s\n", m)
+		}
+		if n := rep.Mismatches.Count - len(rep.Mismatches.List); n > 0 {
+			fmt.Fprintf(a.stderr, "backup_runner: … and %d more mismatches\n", n)
+		}
+		where := fmt.Sprintf("nothing was written to %s", c.To)
+		if c.KeepUnverified {
+			if kept, kerr := st.Keep(ob.name[:min(16, len(ob.name))]); kerr == nil {
+				where = fmt.Sprintf("what was unpacked is kept, UNVERIFIED (do not trust it), in %s", kept)
+			} else {
+				where = fmt.Sprintf("the unverified files could not be kept (%v)", kerr)
+				st.Discard()
+			}
+		} else if derr := st.Discard(); derr != nil {
+			where = fmt.Sprintf("nothing was moved into %s, but its staging directory %s could not be removed: %v", c.To, st.StagingPath(), derr)
+		}
+		return a.fail(exitFailure, "restore of %s failed: %s; %s", ob.name, why, where)
+	}
+
+	if !rep.Verified {
 		fmt.Fprintf(a.stderr, "backup_runner: WARNING: unverified: %s has no drym manifest (%s), so the restored files could not be checked\n", ob.name, ".drym/manifest.json")
 	}
-	if err == nil && !res.SHA256Checked {
+	if !res.SHA256Checked {
 		a.log.Warn("no recorded SHA-256 for the object (no sidecar, not in backup.json); the OpenPGP integrity check passed", "object", ob.name)
 	}
-	if rep.Mismatches.Count > 0 || rep.Refused.Count > 0 || len(rep.NotFound) > 0 {
-		failed = true
+	cr := st.Commit(ctx)
+
+	refused := rep.Refused.Count + cr.Refused.Count
+	list := func(label string, p restore.Problems) {
+		for _, r := range p.List {
+			fmt.Fprintf(a.stderr, "backup_runner: %s: %s\n", label, r)
+		}
+		if n := p.Count - len(p.List); n > 0 {
+			fmt.Fprintf(a.stderr, "backup_runner: … and %d more %s\n", n, label)
+		}
+	}
+	list("not restored", rep.Refused)
+	list("not restored", cr.Refused)
+	list("attribute not restored", cr.Attrs)
+	if cr.Unprivileged > 0 {
+		fmt.Fprintf(a.stderr, "backup_runner: not run as root: owners and %d privileged attributes (file capabilities, trusted.*, security.*) were not restored\n", cr.Unprivileged)
+	}
+	if cr.Copied > 0 {
+		fmt.Fprintf(a.stderr, "backup_runner: %d entries were copied, not moved: their place is on another file system than %s\n", cr.Copied, c.To)
 	}
 	verdict := "verified against the manifest"
 	if !rep.Verified {
 		verdict = "UNVERIFIED"
 	}
-	if rep.Mismatches.Count > 0 {
-		verdict = fmt.Sprintf("%d MISMATCHES with the manifest", rep.Mismatches.Count)
+	if cr.Interrupted {
+		return a.fail(exitFailure, "restore of %s interrupted (SIGINT/SIGTERM) while moving into %s: %d files, %d directories are in place, complete; the rest was not restored",
+			ob.name, c.To, cr.Files, cr.Dirs)
 	}
-	a.printf("restored %s into %s: %d files (%s), %d directories, %d symlinks, %d hard links; %s; %d not restored\n",
-		ob.name, c.To, rep.Files, units.Bytes(rep.Bytes), rep.Dirs, rep.Symlinks, rep.Hardlinks, verdict, rep.Refused.Count)
-	if failed {
+	a.printf("restored %s into %s: %d files (%s), %d directories, %d symlinks, %d hard links; %s; %d not restored, %d attributes not restored\n",
+		ob.name, c.To, cr.Files, units.Bytes(cr.Bytes), cr.Dirs, cr.Symlinks, cr.Hardlinks, verdict, refused, cr.Attrs.Count)
+	if refused > 0 || cr.Attrs.Count > 0 {
 		return exitFailure
 	}
 	return exitOK

@@ -36,6 +36,7 @@ type args struct {
 	Restore     *restoreCmd     `arg:"subcommand:restore" help:"check a backup's signature and restore it into a directory"`
 	Escrow      *escrowCmd      `arg:"subcommand:escrow" help:"rebuild and ship the escrow zip"`
 	List        *listCmd        `arg:"subcommand:list" help:"list the backups in the destination, newest first: signed or not, dated in the future, latest"`
+	Files       *filesCmd       `arg:"subcommand:files" help:"list the paths a backup holds, after verifying the whole backup"`
 	Status      *statusCmd      `arg:"subcommand:status" help:"show the last backup, test restore and escrow"`
 	Doctor      *doctorCmd      `arg:"subcommand:doctor" help:"probe the destination and the escrow: can this host add backups but neither delete nor replace them?"`
 }
@@ -61,7 +62,8 @@ Examples:
   backup_runner init --source /etc --source /var/www --dest s3://bucket/drym --escrow dir:///mnt/escrow
   backup_runner backup
   backup_runner test-restore
-  backup_runner restore --to /tmp/restore etc/nginx
+  backup_runner files --backup latest /etc/nginx
+  backup_runner restore --to /tmp/restore /etc/nginx
   backup_runner status
   backup_runner doctor`
 }
@@ -130,6 +132,8 @@ func run(argv []string, stdout, stderr io.Writer) int {
 		return a.Escrow.run(ctx, ap)
 	case a.List != nil:
 		return a.List.run(ctx, ap)
+	case a.Files != nil:
+		return a.Files.run(ctx, ap)
 	case a.Status != nil:
 		return a.Status.run(ctx, ap)
 	case a.Doctor != nil:

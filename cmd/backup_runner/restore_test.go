@@ -301,8 +301,8 @@ func TestTestRestoreAndRestore(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(to2, base, "etc", "hosts")); err == nil {
 		t.Error("etc/hosts restored though not asked for")
 	}
-	if _, errs, code := r.run("restore", "--to", to2, "no/such"); code != 1 || !strings.Contains(errs, "no/such: not in backup") {
-		t.Errorf("restore of a missing path: exit %d\n%s", code, errs)
+	if out, errs, code := r.run("restore", "--to", to2, "no/such"); code != 1 || !strings.Contains(errs, "no/such is not in the backup") || out != "" {
+		t.Errorf("restore of a missing path: exit %d\n%s%s", code, out, errs)
 	}
 
 	// Damaged objects fail with the cause named.
@@ -503,4 +503,342 @@ func unixTimes(t time.Time) []unix.Timespec {
 // lutimes sets a symlink's own times.
 func lutimes(p string, ts []unix.Timespec) error {
 	return unix.UtimesNanoAt(unix.AT_FDCWD, p, ts, unix.AT_SYMLINK_NOFOLLOW)
+}
+
+// inodeTree is treeSnapshot with inode numbers: a file replaced by an
+// identical copy is still a change.
+func inodeTree(t *testing.T, dir string) map[string]string {
+	t.Helper()
+	snap := treeSnapshot(t, dir)
+	for rel := range snap {
+		var st unix.Stat_t
+		if err := unix.Lstat(filepath.Join(dir, rel), &st); err == nil {
+			snap[rel] += fmt.Sprintf(" ino %d", st.Ino)
+		}
+	}
+	return snap
+}
+
+// entries lists a directory's names (none when it does not exist).
+func entries(t *testing.T, dir string) []string {
+	t.Helper()
+	des, err := os.ReadDir(dir)
+	if err != nil && !os.IsNotExist(err) {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, d := range des {
+		names = append(names, d.Name())
+	}
+	return names
+}
+
+// TestRestoreNothingUntilProven: a bit flipped early in an object larger
+// than every pipeline buffer passes CFB decryption and fails only at the
+// MDC, at the very end. Nothing of it may reach the target: not the edited
+// file, not the files before or after it, and with --overwrite the good
+// files already there stay untouched (same content, same inodes).
+func TestRestoreNothingUntilProven(t *testing.T) {
+	r := newRig(t, "", "", nil)
+	src := filepath.Join(r.dir, "bsrc")
+	must(t, os.MkdirAll(filepath.Join(src, "z", "sub"), 0o755))
+	early := randBytes(512 << 10)
+	must(t, os.WriteFile(filepath.Join(src, "a-early.bin"), early, 0o644))
+	must(t, os.WriteFile(filepath.Join(src, "b-big.bin"), randBytes(32<<20), 0o644))
+	must(t, os.WriteFile(filepath.Join(src, "z", "sub", "file"), []byte("after the big one\n"), 0o644))
+	must(t, os.Link(filepath.Join(src, "z", "sub", "file"), filepath.Join(src, "z", "hard")))
+	must(t, os.WriteFile(filepath.Join(src, "z", "suid"), []byte("#!/bin/sh\n"), 0o755))
+	must(t, os.Chmod(filepath.Join(src, "z", "suid"), 0o4755))
+	r.setSources(src)
+	r.mustRun("backup")
+	b := r.backupStatus()
+	obj, err := os.ReadFile(r.objectPath(b.Object))
+	must(t, err)
+	if len(obj) < 30<<20 {
+		t.Fatalf("object of %d bytes: not larger than the pipeline's buffers", len(obj))
+	}
+	// The early file's data starts a few KiB into the stream: 300 KiB in
+	// is inside it. Its sidecar matches the damage, so only the MDC can
+	// tell.
+	bad := bytes.Clone(obj)
+	bad[300<<10] ^= 0x10
+	name := r.storeObject(bad, sha(bad), time.Now().Add(time.Minute))
+	base := strings.TrimPrefix(src, "/")
+
+	// Into a new directory: nothing, not even the directory.
+	to := filepath.Join(r.dir, "fresh")
+	out, errs, code := r.run("restore", "--backup", name, "--to", to)
+	if code != 1 || !strings.Contains(errs, "modification detection code") || !strings.Contains(errs, "nothing was written") || strings.Contains(out, "restored") {
+		t.Errorf("restore of the damaged object: exit %d\n%s%s", code, out, errs)
+	}
+	if got := entries(t, to); len(got) != 0 {
+		t.Errorf("the target holds %v after a failed restore", got)
+	}
+
+	// Over a good restore, with --overwrite: untouched.
+	good := filepath.Join(r.dir, "good")
+	r.mustRun("restore", "--backup", b.Object, "--to", good)
+	before := inodeTree(t, good)
+	out, errs, code = r.run("restore", "--backup", name, "--to", good, "--overwrite")
+	if code != 1 || strings.Contains(out, "restored") {
+		t.Errorf("restore --overwrite of the damaged object: exit %d\n%s%s", code, out, errs)
+	}
+	diffTrees(t, inodeTree(t, good), before)
+	if got, _ := os.ReadFile(filepath.Join(good, base, "a-early.bin")); !bytes.Equal(got, early) {
+		t.Error("a-early.bin was replaced by the damaged copy")
+	}
+
+	// Part of the backup: the same rule.
+	part := filepath.Join(r.dir, "part")
+	if _, errs, code := r.run("restore", "--backup", name, "--to", part, "/"+base+"/a-early.bin"); code != 1 || len(entries(t, part)) != 0 {
+		t.Errorf("restore of one path of the damaged object: exit %d, target holds %v\n%s", code, entries(t, part), errs)
+	}
+
+	// --keep-unverified keeps what was unpacked, private and labelled,
+	// with the setuid bit held back; the damage is really in it.
+	keep := filepath.Join(r.dir, "keep")
+	_, errs, code = r.run("restore", "--backup", name, "--to", keep, "--keep-unverified")
+	got := entries(t, keep)
+	if code != 1 || len(got) != 1 || !strings.HasPrefix(got[0], "UNVERIFIED-") || !strings.Contains(errs, "UNVERIFIED") {
+		t.Fatalf("--keep-unverified: exit %d, target holds %v\n%s", code, got, errs)
+	}
+	kept := filepath.Join(keep, got[0])
+	if fi, err := os.Stat(kept); err != nil || fi.Mode().Perm() != 0o700 {
+		t.Errorf("kept directory %v %v, want mode 0700", fi, err)
+	}
+	if b, err := os.ReadFile(filepath.Join(kept, base, "a-early.bin")); err != nil || bytes.Equal(b, early) {
+		t.Errorf("the kept early file (%v) is not the damaged one: the flip did not land where the test meant", err)
+	}
+	filepath.WalkDir(kept, func(p string, d fs.DirEntry, err error) error {
+		if fi, e := os.Lstat(p); e == nil && fi.Mode()&(fs.ModeSetuid|fs.ModeSetgid) != 0 {
+			t.Errorf("%s: setuid/setgid on unverified data", p)
+		}
+		return nil
+	})
+}
+
+// TestRestoreMergeLinksAndDirModes: restoring into an existing tree merges
+// directories (an existing one keeps its own mode unless --overwrite),
+// keeps hard links linked, and gives new directories their modes and
+// mtimes once their content is in (a read-only directory too).
+func TestRestoreMergeLinksAndDirModes(t *testing.T) {
+	r := newRig(t, "", "", nil)
+	src := filepath.Join(r.dir, "msrc")
+	must(t, os.MkdirAll(filepath.Join(src, "keep", "ro"), 0o755))
+	must(t, os.WriteFile(filepath.Join(src, "keep", "a"), []byte("a\n"), 0o644))
+	must(t, os.Link(filepath.Join(src, "keep", "a"), filepath.Join(src, "keep", "a2")))
+	must(t, os.WriteFile(filepath.Join(src, "keep", "ro", "inside"), []byte("ro\n"), 0o444))
+	must(t, os.Chmod(filepath.Join(src, "keep", "ro"), 0o555))
+	must(t, os.Chmod(filepath.Join(src, "keep"), 0o750))
+	old := time.Date(2018, 3, 4, 5, 6, 7, 0, time.UTC)
+	for _, p := range []string{"keep/ro", "keep", "keep/a"} {
+		must(t, os.Chtimes(filepath.Join(src, p), old, old))
+	}
+	t.Cleanup(func() { os.Chmod(filepath.Join(src, "keep", "ro"), 0o755) })
+	r.setSources(src)
+	r.mustRun("backup")
+	base := strings.TrimPrefix(src, "/")
+
+	to := filepath.Join(r.dir, "existing")
+	must(t, os.MkdirAll(filepath.Join(to, base, "keep"), 0o700))
+	must(t, os.WriteFile(filepath.Join(to, base, "keep", "mine.txt"), []byte("mine\n"), 0o600))
+	t.Cleanup(func() { os.Chmod(filepath.Join(to, base, "keep", "ro"), 0o755) })
+	r.mustRun("restore", "--to", to)
+	k := filepath.Join(to, base, "keep")
+	if fi, _ := os.Stat(k); fi.Mode().Perm() != 0o700 {
+		t.Errorf("existing keep/ is %v, want its own 0700 kept (no --overwrite)", fi.Mode().Perm())
+	}
+	if b, _ := os.ReadFile(filepath.Join(k, "mine.txt")); string(b) != "mine\n" {
+		t.Errorf("mine.txt = %q", b)
+	}
+	var a1, a2 unix.Stat_t
+	must(t, unix.Stat(filepath.Join(k, "a"), &a1))
+	must(t, unix.Stat(filepath.Join(k, "a2"), &a2))
+	if a1.Ino != a2.Ino || a1.Nlink != 2 {
+		t.Errorf("a and a2: inodes %d, %d (links %d), want one inode", a1.Ino, a2.Ino, a1.Nlink)
+	}
+	fi, err := os.Stat(filepath.Join(k, "ro"))
+	if err != nil || fi.Mode().Perm() != 0o555 || !fi.ModTime().Equal(old) {
+		t.Errorf("keep/ro: %v %v, want 0555 dated %v", fi.Mode(), err, old)
+	}
+	if b, _ := os.ReadFile(filepath.Join(k, "ro", "inside")); string(b) != "ro\n" {
+		t.Errorf("keep/ro/inside = %q", b)
+	}
+	// --overwrite gives the existing directory the archived mode and time.
+	r.mustRun("restore", "--to", to, "--overwrite")
+	if fi, _ := os.Stat(k); fi.Mode().Perm() != 0o750 || !fi.ModTime().Equal(old) {
+		t.Errorf("keep/ after --overwrite: %v %v, want 0750 dated %v", fi.Mode(), fi.ModTime(), old)
+	}
+}
+
+// TestRestoreAcrossFileSystems: the staging directory is made inside the
+// target, on its file system (here a tmpfs, not the temp dir's), so entries
+// move by rename; a mount point inside the target (another file system
+// again) gets copies, attributes, holes and hard links kept.
+func TestRestoreAcrossFileSystems(t *testing.T) {
+	r := newRig(t, "", "", nil)
+	src := filepath.Join(r.dir, "xsrc")
+	must(t, os.MkdirAll(filepath.Join(src, "mnt", "d"), 0o755))
+	must(t, os.WriteFile(filepath.Join(src, "top"), []byte("top\n"), 0o640))
+	must(t, os.WriteFile(filepath.Join(src, "mnt", "f"), []byte("on the mount\n"), 0o600))
+	must(t, os.Link(filepath.Join(src, "mnt", "f"), filepath.Join(src, "mnt", "d", "f2")))
+	must(t, os.Symlink("f", filepath.Join(src, "mnt", "l")))
+	sp, err := os.Create(filepath.Join(src, "mnt", "sparse"))
+	must(t, err)
+	sp.WriteAt([]byte("x"), 20<<20)
+	sp.Close()
+	old := time.Date(2017, 1, 2, 3, 4, 5, 0, time.UTC)
+	must(t, os.Chtimes(filepath.Join(src, "mnt", "f"), old, old))
+	must(t, unix.Setxattr(filepath.Join(src, "mnt", "f"), "user.drym", []byte("x"), 0))
+	r.setSources(src)
+	r.mustRun("backup")
+	want := attrTree(t, src)
+	base := strings.TrimPrefix(src, "/")
+
+	to := tmpfsDir(t)
+	if out, errs, code := r.run("restore", "--to", to); code != 0 || strings.Contains(errs, "copied") {
+		t.Fatalf("restore onto tmpfs: exit %d\n%s%s", code, out, errs)
+	}
+	diffAttrTrees(t, "tmpfs", attrTree(t, filepath.Join(to, base)), want)
+	if got := entries(t, to); len(got) != 1 {
+		t.Errorf("the target holds %v: a staging directory was left", got)
+	}
+
+	needRoot(t)
+	to2 := filepath.Join(r.dir, "withmount")
+	mnt := filepath.Join(to2, base, "mnt")
+	must(t, os.MkdirAll(mnt, 0o755))
+	if out, err := exec.Command("mount", "-t", "tmpfs", "drym-test", mnt).CombinedOutput(); err != nil {
+		t.Skipf("cannot mount a tmpfs: %v %s", err, out)
+	}
+	t.Cleanup(func() { exec.Command("umount", mnt).Run() })
+	// A default ACL there would hand itself down to every file made in
+	// it: the copies must end up with their own ACLs (none), not that.
+	testutil.Need(t, "setfacl")
+	if out, err := exec.Command("setfacl", "-d", "-m", "u:nobody:rwx", mnt).CombinedOutput(); err != nil {
+		t.Fatalf("setfacl: %v %s", err, out)
+	}
+	out, errs, code := r.run("restore", "--to", to2, "--overwrite")
+	if code != 0 || !strings.Contains(errs, "copied, not moved") {
+		t.Fatalf("restore with a mount point inside: exit %d\n%s%s", code, out, errs)
+	}
+	got := attrTree(t, filepath.Join(to2, base))
+	delete(want, "mnt") // the mount point's own root: the tmpfs's, merged
+	delete(got, "mnt")
+	diffAttrTrees(t, "across a mount point", got, want)
+	var a, b unix.Stat_t
+	must(t, unix.Stat(filepath.Join(mnt, "f"), &a))
+	must(t, unix.Stat(filepath.Join(mnt, "d", "f2"), &b))
+	if a.Ino != b.Ino {
+		t.Error("mnt/f and mnt/d/f2 are no longer one inode after the copy")
+	}
+}
+
+// TestRestoreCommandLine: a bad PATH is a usage error found before anything
+// is read; a PATH may be given as on the host or as archived; a PATH not in
+// the backup fails without a success-sounding word; files lists what a
+// verified backup holds, and nothing of an unverifiable one.
+func TestRestoreCommandLine(t *testing.T) {
+	r := newRig(t, "", "", nil)
+	r.mustRun("backup")
+	b := r.backupStatus()
+	base := strings.TrimPrefix(r.src, "/")
+
+	for _, bad := range [][]string{{"../etc"}, {r.src + "/../etc"}, {"etc/../../x"}} {
+		to := filepath.Join(r.dir, "bad")
+		out, errs, code := r.run(append([]string{"restore", "--to", to}, bad...)...)
+		if code != 2 || out != "" || !strings.Contains(errs, `".."`) {
+			t.Errorf("restore %v: exit %d, want 2 with the path named\n%s%s", bad, code, out, errs)
+		}
+		if _, err := os.Stat(to); err == nil {
+			t.Errorf("restore %v created %s", bad, to)
+		}
+	}
+
+	// The absolute source path and the archived form both work.
+	for i, p := range []string{r.src + "/etc/hosts", base + "/etc/hosts", "/" + base + "/etc/"} {
+		to := filepath.Join(r.dir, fmt.Sprint("p", i))
+		if out, errs, code := r.run("restore", "--to", to, p); code != 0 || !strings.Contains(out, "restored") {
+			t.Errorf("restore %s: exit %d\n%s%s", p, code, out, errs)
+		}
+		if _, err := os.Stat(filepath.Join(to, base, "etc", "hosts")); err != nil {
+			t.Errorf("restore %s: %v", p, err)
+		}
+	}
+
+	// Not in the backup: an error, nothing written, no "restored".
+	to := filepath.Join(r.dir, "missing")
+	out, errs, code := r.run("restore", "--to", to, r.src+"/etc/hosts", "/srv/nowhere")
+	if code != 1 || out != "" || !strings.Contains(errs, "/srv/nowhere is not in the backup") || strings.Contains(errs, "restored ") {
+		t.Errorf("restore of a missing path: exit %d\n%s%s", code, out, errs)
+	}
+	if len(entries(t, to)) != 0 {
+		t.Errorf("restore of a missing path wrote %v", entries(t, to))
+	}
+
+	// files: the verified listing, as host paths.
+	out, errs, code = r.run("files")
+	if code != 0 || !strings.Contains(out, r.src+"/etc/hosts\n") || !strings.Contains(errs, "verified against its manifest") {
+		t.Errorf("files: exit %d\n%s%s", code, out, errs)
+	}
+	out = r.mustRun("files", "--long", r.src+"/etc/ssl")
+	if !strings.Contains(out, "-rw------- ") || !strings.Contains(out, r.src+"/etc/ssl/private/server.key") || strings.Contains(out, "etc/hosts") {
+		t.Errorf("files --long etc/ssl:\n%s", out)
+	}
+	if out, errs, code := r.run("files", "/srv/nowhere"); code != 1 || !strings.Contains(errs, "/srv/nowhere: not in backup") || out != "" {
+		t.Errorf("files of a missing path: exit %d\n%s%s", code, out, errs)
+	}
+	obj, _ := os.ReadFile(r.objectPath(b.Object))
+	bad := bytes.Clone(obj)
+	bad[len(bad)/2] ^= 1
+	name := r.storeObject(bad, sha(bad), time.Now().Add(time.Hour))
+	if out, errs, code := r.run("files", "--backup", name); code != 1 || out != "" || !strings.Contains(errs, "nothing listed") {
+		t.Errorf("files of a damaged backup: exit %d\n%s%s", code, out, errs)
+	}
+
+	help, _, _ := r.run("restore", "--help")
+	for _, w := range []string{"--keep-unverified", "/srv/www", "verified"} {
+		if !strings.Contains(help, w) {
+			t.Errorf("restore --help does not mention %q:\n%s", w, help)
+		}
+	}
+	if help, _, _ := r.run("--help"); !strings.Contains(help, "files") {
+		t.Errorf("--help does not list the files command:\n%s", help)
+	}
+}
+
+// TestRestoreInterruptedWhileUnpacking: SIGTERM before the backup is proven
+// leaves nothing: no staging directory, no target directory it made.
+func TestRestoreInterruptedWhileUnpacking(t *testing.T) {
+	r := newRig(t, "", "", nil)
+	src := filepath.Join(r.dir, "isrc")
+	must(t, os.MkdirAll(src, 0o755))
+	must(t, os.WriteFile(filepath.Join(src, "a-small"), []byte("first\n"), 0o644))
+	must(t, os.WriteFile(filepath.Join(src, "big"), randBytes(64<<20), 0o644))
+	r.setSources(src)
+	r.mustRun("backup")
+	to := filepath.Join(r.dir, "target")
+	cmd := exec.Command(r.bin, "--config", r.cfg, "restore", "--to", to)
+	var errb bytes.Buffer
+	cmd.Stderr = &errb
+	must(t, cmd.Start())
+	// Wait for the staging directory, then interrupt.
+	deadline := time.Now().Add(time.Minute)
+	for time.Now().Before(deadline) {
+		if m, _ := filepath.Glob(filepath.Join(to, ".drym-restore-*")); len(m) > 0 {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	cmd.Process.Signal(syscall.SIGTERM)
+	err := cmd.Wait()
+	if err == nil {
+		t.Skip("the restore finished before the signal arrived")
+	}
+	if !strings.Contains(errb.String(), "interrupted") || !strings.Contains(errb.String(), "nothing was written") {
+		t.Errorf("stderr: %s", errb.String())
+	}
+	if _, err := os.Stat(to); !os.IsNotExist(err) {
+		t.Errorf("the target is left behind (%v): %v", err, entries(t, to))
+	}
 }

@@ -2,12 +2,10 @@ package archive
 
 import (
 	"archive/tar"
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"hash"
@@ -45,6 +43,13 @@ type Stats struct {
 	// WarningList holds the first of them.
 	Warnings    int64
 	WarningList []string
+	// Skipped counts the sockets, FIFOs and device nodes not archived (they
+	// hold no data a restore could bring back); SkippedList holds the first
+	// of them as "path: socket".
+	Skipped     int64
+	SkippedList []string
+	// Sparse counts the files archived as sparse files (GNU sparse 1.0).
+	Sparse int64
 }
 
 // maxWarningsListed bounds WarningList.
@@ -54,6 +59,13 @@ func (s *Stats) warn(path string, err error) {
 	s.Warnings++
 	if len(s.WarningList) < maxWarningsListed {
 		s.WarningList = append(s.WarningList, fmt.Sprintf("%s: %v", path, shortErr(err)))
+	}
+}
+
+func (s *Stats) skip(path, kind string) {
+	s.Skipped++
+	if len(s.SkippedList) < maxWarningsListed {
+		s.SkippedList = append(s.SkippedList, path+": "+kind)
 	}
 }
 
@@ -76,6 +88,7 @@ const copyBufSize = 1 << 20
 
 type writer struct {
 	ctx   context.Context
+	out   io.Writer // under tw: sparse members are written here directly
 	tw    *tar.Writer
 	opt   Options
 	stats Stats
@@ -93,10 +106,11 @@ type writer struct {
 	pack     []byte // scratch for one packed entry
 	prevPath []byte
 	nEntries int
-	manSize  int64 // bytes of the entries' JSON, commas included
-	enc      bytes.Buffer
-	encoder  *json.Encoder
+	manSize  int64  // bytes of the entries' JSON, commas included
+	ebuf     []byte // scratch for one entry's JSON
 	encErr   error
+	// Extended attributes: scratch for the name list and a value.
+	xnames, xval []byte
 }
 
 // Write archives the sources as a tar stream to w, ending with the manifest.
@@ -104,12 +118,11 @@ type writer struct {
 // are skipped and counted as warnings; a missing source root is an error.
 func Write(ctx context.Context, w io.Writer, opt Options) (Stats, error) {
 	a := &writer{
-		ctx: ctx, tw: tar.NewWriter(w), opt: opt,
+		ctx: ctx, out: w, tw: tar.NewWriter(w), opt: opt,
 		buf: make([]byte, copyBufSize), h: sha256.New(), sum: make([]byte, 0, sha256.Size),
 		links: map[[2]uint64]string{}, users: map[int]string{}, grps: map[int]string{},
 	}
 	a.man = Manifest{Version: ManifestVersion, Host: opt.Host, Created: opt.Now.UTC().Truncate(time.Second), Sources: opt.Sources, Entries: []Entry{}}
-	a.encoder = json.NewEncoder(&a.enc)
 	for _, src := range opt.Sources {
 		fi, err := os.Lstat(src)
 		if err != nil {
@@ -202,9 +215,11 @@ func (a *writer) add(path, name string) error {
 		member = "." // backing up "/" itself: its entry is the root dir
 	}
 	hdr := &tar.Header{
-		Name:    member,
-		Mode:    int64(fi.Mode().Perm()),
-		ModTime: fi.ModTime().Truncate(time.Second),
+		Name: member,
+		Mode: int64(fi.Mode().Perm()),
+		// Whole seconds, rounded down (also before 1970): tar's ustar
+		// fields hold seconds, and a PAX mtime record any int64.
+		ModTime: time.Unix(fi.ModTime().Unix(), 0),
 	}
 	if fi.Mode()&fs.ModeSetuid != 0 {
 		hdr.Mode |= 0o4000
@@ -220,7 +235,7 @@ func (a *writer) add(path, name string) error {
 		hdr.Uid, hdr.Gid = int(st.Uid), int(st.Gid)
 		hdr.Uname, hdr.Gname = a.userName(hdr.Uid), a.groupName(hdr.Gid)
 	}
-	entry := Entry{Path: member, Mode: fmt.Sprintf("%04o", hdr.Mode), MTime: hdr.ModTime.UTC()}
+	entry := Entry{Path: member, Mode: fmt.Sprintf("%04o", hdr.Mode), MTime: hdr.ModTime.Unix()}
 
 	switch {
 	case fi.Mode().IsDir():
@@ -230,7 +245,8 @@ func (a *writer) add(path, name string) error {
 		hdr.Typeflag = tar.TypeDir
 		hdr.Name += "/"
 		entry.Type = TypeDir
-		if err := a.tw.WriteHeader(hdr); err != nil {
+		a.attrs(-1, path, name, hdr, &entry)
+		if _, err := a.header(hdr); err != nil {
 			return err
 		}
 		a.stats.Dirs++
@@ -243,7 +259,8 @@ func (a *writer) add(path, name string) error {
 		hdr.Typeflag = tar.TypeSymlink
 		hdr.Linkname = target
 		entry.Type, entry.Link = TypeSymlink, target
-		if err := a.tw.WriteHeader(hdr); err != nil {
+		a.attrs(-1, path, name, hdr, &entry)
+		if _, err := a.header(hdr); err != nil {
 			return err
 		}
 		a.stats.Symlinks++
@@ -251,10 +268,12 @@ func (a *writer) add(path, name string) error {
 		if st != nil && st.Nlink > 1 {
 			key := [2]uint64{st.Dev, st.Ino}
 			if first, ok := a.links[key]; ok {
+				// A hard link carries no attributes of its own: they
+				// are the inode's, archived with its first name.
 				hdr.Typeflag = tar.TypeLink
 				hdr.Linkname = first
 				entry.Type, entry.Link = TypeHardlink, first
-				if err := a.tw.WriteHeader(hdr); err != nil {
+				if _, err := a.header(hdr); err != nil {
 					return err
 				}
 				a.stats.Hardlinks++
@@ -269,16 +288,43 @@ func (a *writer) add(path, name string) error {
 		}
 		return a.addFile(path, name, hdr, entry)
 	default:
-		// Sockets, FIFOs and device nodes are not data; skipping them is
-		// what a file-level backup should do, and quietly.
+		// Sockets, FIFOs and device nodes are not data: a file-level
+		// restore cannot bring them back, so they are not archived, but
+		// counted and listed, so that nobody is surprised by their
+		// absence.
+		a.stats.skip(name, nodeKind(fi.Mode()))
 		return nil
 	}
 	a.addEntry(&entry)
 	return nil
 }
 
+func nodeKind(m fs.FileMode) string {
+	switch {
+	case m&fs.ModeSocket != 0:
+		return "socket"
+	case m&fs.ModeNamedPipe != 0:
+		return "FIFO"
+	case m&fs.ModeCharDevice != 0:
+		return "character device"
+	case m&fs.ModeDevice != 0:
+		return "block device"
+	}
+	return "special file"
+}
+
+// header writes a member's header. tar.Writer takes a zero ModTime —
+// exactly 0001-01-01T00:00:00Z, a time a file can have — for "no time" and
+// writes 1970 instead: that one second goes through writeRaw.
+func (a *writer) header(hdr *tar.Header) (raw bool, err error) {
+	if hdr.ModTime.IsZero() {
+		return true, a.writeRaw(hdr, hdr.Name, hdr.Size, nil)
+	}
+	return false, a.tw.WriteHeader(hdr)
+}
+
 // addFile streams one regular file into the tar and its hash.
-func (a *writer) addFile(path, name string, hdr *tar.Header, entry Entry) error {
+func (a *writer) addFile(path, name string, hdr *tar.Header, entry Entry) (err error) {
 	f, err := openNoATime(path)
 	if err != nil {
 		a.stats.warn(name, err)
@@ -297,12 +343,33 @@ func (a *writer) addFile(path, name string, hdr *tar.Header, entry Entry) error 
 		return errSkip
 	}
 	size := fi.Size()
+	a.attrs(int(f.Fd()), path, name, hdr, &entry)
+	a.h.Reset()
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok && st.Blocks*512 < size {
+		// Fewer blocks than bytes: maybe holes (or compression, or
+		// inline data). Only the file system's data map can tell.
+		if regions, ok := dataMap(int(f.Fd()), size); ok {
+			if err := a.addSparse(f, name, hdr, &entry, size, regions); err != nil {
+				return err
+			}
+			return a.fileDone(&entry, size)
+		}
+	}
 	hdr.Typeflag = tar.TypeReg
 	hdr.Size = size
-	if err := a.tw.WriteHeader(hdr); err != nil {
+	raw, err := a.header(hdr)
+	if err != nil {
 		return err
 	}
-	a.h.Reset()
+	var body io.Writer = a.tw
+	if raw {
+		body = a.out
+		defer func() {
+			if err == nil {
+				_, err = a.out.Write(make([]byte, blockPad(size)))
+			}
+		}()
+	}
 	// The tar header promises size bytes: a file that shrinks while read
 	// is padded with zeros (and hashed as padded, so the manifest matches
 	// the archive), one that grows is cut at size. Both are warnings.
@@ -313,7 +380,7 @@ func (a *writer) addFile(path, name string, hdr *tar.Header, entry Entry) error 
 		m, err := io.ReadFull(f, a.buf[:want])
 		if m > 0 {
 			a.h.Write(a.buf[:m])
-			if _, werr := a.tw.Write(a.buf[:m]); werr != nil {
+			if _, werr := body.Write(a.buf[:m]); werr != nil {
 				return werr
 			}
 			n += int64(m)
@@ -328,23 +395,34 @@ func (a *writer) addFile(path, name string, hdr *tar.Header, entry Entry) error 
 		for n < size {
 			m := min(int64(len(a.buf)), size-n)
 			a.h.Write(a.buf[:m])
-			if _, werr := a.tw.Write(a.buf[:m]); werr != nil {
+			if _, werr := body.Write(a.buf[:m]); werr != nil {
 				return werr
 			}
 			n += m
 		}
 		if rerr == io.ErrUnexpectedEOF || rerr == io.EOF {
-			rerr = errors.New("file shrank while it was read (archived zero-padded)")
+			rerr = errShrank
 		}
 		a.stats.warn(name, rerr)
 	} else if m, _ := f.Read(a.buf[:1]); m > 0 {
-		a.stats.warn(name, errors.New("file grew while it was read (archived its first "+strconv.FormatInt(size, 10)+" bytes)"))
+		a.stats.warn(name, grew(size))
 	}
+	return a.fileDone(&entry, size)
+}
+
+var errShrank = errors.New("file shrank while it was read (archived zero-padded)")
+
+func grew(size int64) error {
+	return errors.New("file grew while it was read (archived its first " + strconv.FormatInt(size, 10) + " bytes)")
+}
+
+// fileDone records a regular file whose content went through a.h.
+func (a *writer) fileDone(entry *Entry, size int64) error {
 	a.sum = a.h.Sum(a.sum[:0])
 	entry.Type = TypeFile
 	entry.Size = size
 	entry.SHA256 = hex.EncodeToString(a.sum)
-	a.addEntry(&entry)
+	a.addEntry(entry)
 	a.stats.Files++
 	a.stats.BytesIn += size
 	if a.opt.OnFile != nil {
@@ -379,12 +457,8 @@ var packedTypes = [...]string{TypeFile, TypeDir, TypeSymlink, TypeHardlink}
 // for its length (the tar header needs the total before the content) and
 // again when the manifest is written.
 func (a *writer) addEntry(e *Entry) {
-	a.enc.Reset()
-	if err := a.encoder.Encode(e); err != nil {
-		a.encErr = err
-		return
-	}
-	a.manSize += int64(a.enc.Len() - 1) // without Encode's newline
+	a.ebuf = appendEntry(a.ebuf[:0], e)
+	a.manSize += int64(len(a.ebuf))
 	if a.nEntries > 0 {
 		a.manSize++ // the comma
 	}
@@ -396,8 +470,7 @@ func (a *writer) addEntry(e *Entry) {
 		common++
 	}
 	p = binary.AppendUvarint(p, uint64(common))
-	p = binary.AppendUvarint(p, uint64(len(e.Path)-common))
-	p = append(p, e.Path[common:]...)
+	p = appendPacked(p, e.Path[common:])
 	a.prevPath = append(a.prevPath[:0], e.Path...)
 	t := 0
 	for i, pt := range packedTypes {
@@ -405,10 +478,13 @@ func (a *writer) addEntry(e *Entry) {
 			t = i
 		}
 	}
-	p = append(p, byte(t))
-	p = binary.AppendUvarint(p, uint64(len(e.Mode)))
-	p = append(p, e.Mode...)
-	p = binary.AppendVarint(p, e.MTime.Unix())
+	flags := byte(t)
+	if !e.Attrs.Empty() {
+		flags |= packedAttrs
+	}
+	p = append(p, flags)
+	p = appendPacked(p, e.Mode)
+	p = binary.AppendVarint(p, e.MTime)
 	switch e.Type {
 	case TypeFile:
 		p = binary.AppendUvarint(p, uint64(e.Size))
@@ -419,8 +495,16 @@ func (a *writer) addEntry(e *Entry) {
 		}
 		p = append(p, sum...)
 	case TypeSymlink, TypeHardlink:
-		p = binary.AppendUvarint(p, uint64(len(e.Link)))
-		p = append(p, e.Link...)
+		p = appendPacked(p, e.Link)
+	}
+	if flags&packedAttrs != 0 {
+		p = binary.AppendUvarint(p, uint64(len(e.Attrs.Xattrs)))
+		for _, x := range e.Attrs.Xattrs {
+			p = appendPacked(p, x.Name)
+			p = appendPacked(p, x.Value)
+		}
+		p = appendPacked(p, e.Attrs.ACL)
+		p = appendPacked(p, e.Attrs.DefaultACL)
 	}
 	a.pack = p
 	if len(a.blocks) == 0 || cap(a.blocks[len(a.blocks)-1])-len(a.blocks[len(a.blocks)-1]) < len(p) {
@@ -428,6 +512,15 @@ func (a *writer) addEntry(e *Entry) {
 	}
 	last := &a.blocks[len(a.blocks)-1]
 	*last = append(*last, p...)
+}
+
+// packedAttrs flags a packed entry that has attributes (the low bits are
+// its type).
+const packedAttrs = 0x80
+
+func appendPacked(p []byte, s string) []byte {
+	p = binary.AppendUvarint(p, uint64(len(s)))
+	return append(p, s...)
 }
 
 // unpack decodes the packed entries in order, calling fn for each.
@@ -455,6 +548,7 @@ func (a *writer) unpack(fn func(e *Entry) error) error {
 				blk = blk[n:]
 				return b
 			}
+			str := func() string { return string(take(uv())) }
 			common := uv()
 			if common > uint64(len(path)) {
 				return bad
@@ -462,23 +556,32 @@ func (a *writer) unpack(fn func(e *Entry) error) error {
 			suffix := take(uv())
 			path = append(path[:common], suffix...)
 			tb := take(1)
-			if len(tb) != 1 || int(tb[0]) >= len(packedTypes) {
+			if len(tb) != 1 || int(tb[0]&^packedAttrs) >= len(packedTypes) {
 				return bad
 			}
-			e = Entry{Path: string(path), Type: packedTypes[tb[0]]}
-			e.Mode = string(take(uv()))
+			e = Entry{Path: string(path), Type: packedTypes[tb[0]&^packedAttrs]}
+			e.Mode = str()
 			mt, n := binary.Varint(blk)
 			if n <= 0 {
 				return bad
 			}
 			blk = blk[n:]
-			e.MTime = time.Unix(mt, 0).UTC()
+			e.MTime = mt
 			switch e.Type {
 			case TypeFile:
 				e.Size = int64(uv())
 				e.SHA256 = hex.EncodeToString(take(sha256.Size))
 			case TypeSymlink, TypeHardlink:
-				e.Link = string(take(uv()))
+				e.Link = str()
+			}
+			if tb[0]&packedAttrs != 0 {
+				nx := uv()
+				for range nx {
+					name := str()
+					e.Attrs.Xattrs = append(e.Attrs.Xattrs, Xattr{name, str()})
+				}
+				e.Attrs.ACL = str()
+				e.Attrs.DefaultACL = str()
 			}
 			if err := fn(&e); err != nil {
 				return err
@@ -494,21 +597,17 @@ func (a *writer) writeManifest() error {
 	if a.encErr != nil {
 		return a.encErr
 	}
-	head, err := json.Marshal(&a.man) // Entries is empty: …"entries":[]}
+	head, err := a.man.head()
 	if err != nil {
 		return err
 	}
 	tail := []byte("]}")
-	if !bytes.HasSuffix(head, tail) {
-		return fmt.Errorf("manifest: unexpected encoding %q", head[max(0, len(head)-20):])
-	}
-	head = head[:len(head)-len(tail)]
 	size := int64(len(head)) + a.manSize + int64(len(tail))
 	hdr := &tar.Header{
 		Name: ManifestName, Typeflag: tar.TypeReg, Mode: 0o600, Size: size,
 		ModTime: a.man.Created, Uname: "root", Gname: "root",
 	}
-	if err := a.tw.WriteHeader(hdr); err != nil {
+	if _, err := a.header(hdr); err != nil {
 		return err
 	}
 	if _, err := a.tw.Write(head); err != nil {
@@ -516,15 +615,13 @@ func (a *writer) writeManifest() error {
 	}
 	first := true
 	if err := a.unpack(func(e *Entry) error {
-		a.enc.Reset()
+		a.ebuf = a.ebuf[:0]
 		if !first {
-			a.enc.WriteByte(',')
+			a.ebuf = append(a.ebuf, ',')
 		}
 		first = false
-		if err := a.encoder.Encode(e); err != nil {
-			return err
-		}
-		_, err := a.tw.Write(a.enc.Bytes()[:a.enc.Len()-1])
+		a.ebuf = appendEntry(a.ebuf, e)
+		_, err := a.tw.Write(a.ebuf)
 		return err
 	}); err != nil {
 		return err

@@ -72,7 +72,7 @@ func TestManifestStreamedEqualsMarshal(t *testing.T) {
 				switch {
 				case strings.HasSuffix(e.Path, "/z"):
 					sum := sha256.Sum256([]byte("zz"))
-					if e.Type != TypeFile || e.Size != 2 || e.SHA256 != hex.EncodeToString(sum[:]) || e.Mode != "0640" || !e.MTime.Equal(e.MTime.Truncate(time.Second)) {
+					if e.Type != TypeFile || e.Size != 2 || e.SHA256 != hex.EncodeToString(sum[:]) || e.Mode != "0640" {
 						t.Errorf("entry z: %+v", e)
 					}
 					types = append(types, e.Type)

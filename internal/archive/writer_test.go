@@ -127,7 +127,7 @@ func TestCheckNameAndManifest(t *testing.T) {
 		}
 	}
 	bad := []string{
-		`{"version":2,"entries":[]}`,
+		`{"version":3,"entries":[]}`,
 		`{"version":1,"entries":[{"path":"../x","type":"file","size":1,"sha256":"` + strings.Repeat("0", 64) + `"}]}`,
 		`{"version":1,"entries":[{"path":"x","type":"file","size":1,"sha256":"short"}]}`,
 		`{"version":1,"entries":[{"path":"x","type":"device"}]}`,

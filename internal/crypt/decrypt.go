@@ -105,12 +105,15 @@ func decryptFast(rec *recorder, keys openpgp.EntityList) (io.Reader, error) {
 			return nil, errSlowPath
 		}
 	}
-	// The session key, as go-crypto's ReadMessage finds it: by key ID, or
-	// every decryption key for an anonymous (wildcard) recipient.
-	var sk []byte
-	var cf packet.CipherFunction
+	// The session keys, as go-crypto's ReadMessage finds them: by key ID,
+	// or every decryption key for an anonymous (wildcard) recipient. Every
+	// packet addressed to one of our keys is tried, not just the first
+	// that decrypts: anyone holding the public key can put a packet that
+	// decrypts to a wrong session key in front of the real one, and it
+	// must not hide it. The quick check (below) tells them apart.
+	var blocks []cipher.Block
 	var ids []string
-Find:
+	otherCipher := false
 	for _, ek := range eks {
 		ids = append(ids, fmt.Sprintf("%016X", ek.KeyId))
 		switch ek.Algo {
@@ -132,31 +135,29 @@ Find:
 			if err := ek.Decrypt(k.PrivateKey, c); err != nil {
 				continue
 			}
-			sk, cf = ek.Key, ek.CipherFunc
-			break Find
+			switch ek.CipherFunc {
+			case packet.CipherAES128, packet.CipherAES192, packet.CipherAES256:
+			default:
+				otherCipher = true
+				continue
+			}
+			if len(ek.Key) != ek.CipherFunc.KeySize() {
+				continue
+			}
+			if b, err := aes.NewCipher(ek.Key); err == nil {
+				blocks = append(blocks, b)
+			}
 		}
 	}
-	if sk == nil {
-		if len(eks) == 0 {
+	if len(blocks) == 0 {
+		if len(eks) == 0 || otherCipher {
 			return nil, errSlowPath
 		}
 		return nil, fmt.Errorf("%w (the object is for key(s) %s)", ErrNoKey, strings.Join(ids, ", "))
 	}
-	switch cf {
-	case packet.CipherAES128, packet.CipherAES192, packet.CipherAES256:
-	default:
-		return nil, errSlowPath
-	}
-	if len(sk) != cf.KeySize() {
-		return nil, errSlowPath
-	}
-	block, err := aes.NewCipher(sk)
-	if err != nil {
-		return nil, errSlowPath
-	}
 	// Committed: from here on the bytes go straight through.
 	rec.on, rec.buf = false, nil
-	sr, err := newSEIPDReader(se.Contents, block)
+	sr, err := newSEIPDReader(se.Contents, blocks...)
 	if err != nil {
 		return nil, err
 	}
@@ -196,9 +197,18 @@ func (f *fastReader) Read(p []byte) (int, error) {
 			return n, fmt.Errorf("%w: %v", ErrIntegrity, f.md.SignatureError)
 		}
 		// The literal data ended: read the rest of the encrypted data
-		// (usually just the MDC) so the integrity check runs.
-		if _, err := io.Copy(io.Discard, f.sr); err != nil {
+		// (just the MDC, which sr holds back) so the integrity check runs.
+		rest, err := io.Copy(io.Discard, f.sr)
+		if err != nil {
 			return n, err
+		}
+		// Nothing may sit between the literal data (or the signature
+		// after it) and the MDC: gpg refuses such a message, and a
+		// restore with drym and one with gpg must agree on what a backup
+		// holds. (Inside a compressed packet, the decompressor may leave
+		// the packet's last bytes unread, so that shape is not judged.)
+		if rest > 0 && f.sr.firstTag != tagCompressed {
+			return n, fmt.Errorf("%w: %d bytes of unexpected data between the literal data and the modification detection code (gpg refuses such a message too)", ErrIntegrity, rest)
 		}
 		f.done = true
 		return n, io.EOF
@@ -208,6 +218,9 @@ func (f *fastReader) Read(p []byte) (int, error) {
 		return n, fmt.Errorf("%w: %s", ErrIntegrity, classify(err))
 	}
 }
+
+// tagCompressed is the compressed data packet.
+const tagCompressed = 8
 
 // mdcLen is the MDC packet that ends the SEIPD plaintext: tag 0xD3, length
 // 0x14, and the SHA-1 of everything before it including those two octets.
@@ -229,26 +242,50 @@ type seipdReader struct {
 	// small holds plaintext decrypted for short reads, from soff.
 	small      []byte
 	soff, slen int
+	// firstTag is the packet tag of the first plaintext octet (the
+	// literal data, or a compressed or signed wrapper around it).
+	firstTag int
+	seen     bool
 }
 
 func integrity(format string, args ...any) error {
 	return fmt.Errorf("%w: "+format, append([]any{ErrIntegrity}, args...)...)
 }
 
-// newSEIPDReader reads and checks the random prefix (a block of random
-// octets whose last two repeat: OpenPGP's quick check).
-func newSEIPDReader(src io.Reader, b cipher.Block) (*seipdReader, error) {
-	s := &seipdReader{src: src, mdc: sha1.New()}
-	s.cfb.init(b)
-	bs := b.BlockSize()
+// errMDC is the one verdict on altered data: a failed quick check says the
+// same (see newSEIPDReader).
+func errMDC() error {
+	return integrity("modification detection code mismatch (the object was altered or truncated)")
+}
+
+// newSEIPDReader reads the random prefix (a block of random octets whose
+// last two repeat: OpenPGP's quick check) and picks the session key, of
+// those given, for which the quick check passes. When none passes the
+// first is used anyway, and the message fails only at its end, at the MDC,
+// with the MDC's words: a quick check that failed early and said so would
+// tell whoever can submit altered messages whether two octets of their
+// guess were right (an oracle against CFB).
+func newSEIPDReader(src io.Reader, blocks ...cipher.Block) (*seipdReader, error) {
+	s := &seipdReader{src: src, mdc: sha1.New(), firstTag: -1}
+	bs := blocks[0].BlockSize()
 	prefix := make([]byte, bs+2)
 	if _, err := io.ReadFull(src, prefix); err != nil {
 		return nil, integrity("%s", classify(noEOF(err)))
 	}
-	s.cfb.decrypt(prefix)
-	if prefix[bs-2] != prefix[bs] || prefix[bs-1] != prefix[bs+1] {
-		return nil, integrity("the encrypted data's quick check failed (the object was altered)")
+	chosen := blocks[0]
+	trial := make([]byte, len(prefix))
+	for _, b := range blocks {
+		var d cfbDec
+		d.init(b)
+		copy(trial, prefix)
+		d.decrypt(trial)
+		if trial[bs-2] == trial[bs] && trial[bs-1] == trial[bs+1] {
+			chosen = b
+			break
+		}
 	}
+	s.cfb.init(chosen)
+	s.cfb.decrypt(prefix)
 	s.mdc.Write(prefix)
 	return s, nil
 }
@@ -308,6 +345,7 @@ func (s *seipdReader) read(p []byte) (int, error) {
 			s.tn = copy(s.tail[:], p[:total])
 			continue
 		}
+		s.first(p[0])
 		s.mdc.Write(p[:keep])
 		s.tn = copy(s.tail[:], p[keep:total])
 		return keep, nil
@@ -327,14 +365,28 @@ func (s *seipdReader) finish(b []byte) (int, error) {
 	sum := s.mdc.Sum(nil)
 	if trailer[0] != 0xC0|tagMDC || trailer[1] != sha1.Size ||
 		subtle.ConstantTimeCompare(sum, trailer[2:]) != 1 {
-		s.err = integrity("modification detection code mismatch (the object was altered or truncated)")
+		s.err = errMDC()
 		return 0, s.err
 	}
 	s.err = io.EOF
 	if keep == 0 {
 		return 0, io.EOF
 	}
+	s.first(b[0])
 	return keep, nil
+}
+
+// first notes the tag of the first plaintext packet.
+func (s *seipdReader) first(b byte) {
+	if s.seen {
+		return
+	}
+	s.seen = true
+	if b&0x40 != 0 {
+		s.firstTag = int(b & 0x3f)
+	} else {
+		s.firstTag = int(b>>2) & 0x0f
+	}
 }
 
 // cfbDec is CFB decryption (all-zero IV) in place. Between calls, ks is the

@@ -100,14 +100,14 @@ func TestSEIPDReader(t *testing.T) {
 		body []byte
 		want string
 	}{
-		{"quick check", rawSEIPD(t, b, plain, func(p, _ []byte) { p[17] ^= 1 }), "quick check"},
+		{"quick check", rawSEIPD(t, b, plain, func(p, _ []byte) { p[17] ^= 1 }), "modification detection"},
 		{"MDC hash", rawSEIPD(t, b, plain, func(_, tr []byte) { tr[10] ^= 1 }), "modification detection"},
 		{"MDC tag", rawSEIPD(t, b, plain, func(_, tr []byte) { tr[0] = 0xD4 }), "modification detection"},
 		{"MDC length", rawSEIPD(t, b, plain, func(_, tr []byte) { tr[1] = 0x15 }), "modification detection"},
 		{"trailing garbage", append(bytes.Clone(good), 1, 2, 3), "modification detection"},
 		{"trailing block", append(bytes.Clone(good), make([]byte, 16)...), "modification detection"},
 		{"body flip", flip(good, 18+2500), "modification detection"},
-		{"prefix flip", flip(good, 3), "quick check"},
+		{"prefix flip", flip(good, 3), "modification detection"},
 		{"empty", nil, "truncated"},
 	}
 	// Truncated in every region: inside the prefix, the body, the MDC.

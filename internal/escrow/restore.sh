@@ -5,7 +5,9 @@
 #
 # TARGET_DIR must be new or empty: nothing is overwritten, and nothing is
 # written there until the backup is proven (see below).
-# Needs gpg, zstd, tar and sha256sum (plus aws-cli for an s3:// destination).
+# Needs gpg, zstd, GNU tar (for extended attributes, ACLs and file
+# capabilities, which it restores with --xattrs --xattrs-include='*' --acls)
+# and sha256sum (plus aws-cli for an s3:// destination).
 # The key is imported into a temporary GNUPGHOME that is removed afterwards;
 # your own keyring is only used to decrypt host-key.asc.gpg when the key in
 # this folder is encrypted to the team's keys.
@@ -315,7 +317,7 @@ set +e
 } | {
 	zstd -d -q -c
 	echo $? >"$tmp/zstd.rc"
-} | tar -x -f - -C "$staging"
+} | tar --xattrs --xattrs-include='*' --acls -x -p -f - -C "$staging"
 tarrc=$?
 wait "$hasher"
 set -e

@@ -101,7 +101,12 @@ type view struct {
 	mode  int64
 	mtime int64
 	link  string
+	attrs [32]byte
 }
+
+// attrsFlag marks, in the type byte, a member followed by the digest of its
+// extended attributes and ACLs (most have none, and store nothing).
+const attrsFlag = 0x80
 
 func (m *members) isDone(i int) bool { return m.done[i/64]&(1<<(i%64)) != 0 }
 func (m *members) setDone(i int)     { m.done[i/64] |= 1 << (i % 64) }
@@ -156,6 +161,10 @@ func (m *members) put(name string, s seen) (dup bool) {
 		}
 	}
 	t := typeCode(s.typ)
+	hasAttrs := s.attrs != [32]byte{}
+	if hasAttrs {
+		t |= attrsFlag
+	}
 	e := m.blocks[len(m.blocks)-1]
 	e = binary.AppendUvarint(e, uint64(shared))
 	e = binary.AppendUvarint(e, uint64(len(name)-shared))
@@ -173,6 +182,9 @@ func (m *members) put(name string, s seen) (dup bool) {
 	case archive.TypeSymlink, archive.TypeHardlink:
 		e = binary.AppendUvarint(e, uint64(len(s.link)))
 		e = append(e, s.link...)
+	}
+	if hasAttrs {
+		e = append(e, s.attrs[:]...)
 	}
 	m.blocks[len(m.blocks)-1] = e
 	m.last = append(m.last[:0], name...)
@@ -346,6 +358,8 @@ func entry(e []byte, off int, b []byte, mtime int64, full bool, v *view) (int, [
 	off += l
 	t := e[off]
 	off++
+	hasAttrs := t&attrsFlag != 0
+	t &^= attrsFlag
 	mode := int64(uv())
 	mtime += sv()
 	size := sv()
@@ -365,12 +379,23 @@ func entry(e []byte, off int, b []byte, mtime int64, full bool, v *view) (int, [
 		}
 		off += l
 	}
+	if hasAttrs {
+		if full {
+			copy(v.attrs[:], e[off:off+32])
+		}
+		off += 32
+	}
 	return off, b, mtime
 }
 
 // each calls fn with every member's number and name (valid during the
 // call), in archive order.
 func (m *members) each(fn func(i int, name []byte)) {
+	m.eachView(false, func(i int, name []byte, _ *view) { fn(i, name) })
+}
+
+// eachView is each with the members decoded in full when full is set.
+func (m *members) eachView(full bool, fn func(i int, name []byte, v *view)) {
 	var e, b []byte
 	var off int
 	var mtime int64
@@ -380,7 +405,7 @@ func (m *members) each(fn func(i int, name []byte)) {
 			r := m.restarts[i/restartEvery]
 			e, off, mtime = m.blocks[r>>32], int(uint32(r)), 0
 		}
-		off, b, mtime = entry(e, off, b, mtime, false, &v)
-		fn(i, b)
+		off, b, mtime = entry(e, off, b, mtime, full, &v)
+		fn(i, b, &v)
 	}
 }

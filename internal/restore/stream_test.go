@@ -250,7 +250,7 @@ func TestObjectFaults(t *testing.T) {
 func TestVerifyMismatches(t *testing.T) {
 	mt := time.Date(2024, 1, 2, 3, 4, 5, 0, time.UTC)
 	entry := func(p, typ, body, link string) archive.Entry {
-		e := archive.Entry{Path: p, Type: typ, Mode: "0644", MTime: mt, Link: link}
+		e := archive.Entry{Path: p, Type: typ, Mode: "0644", MTime: mt.Unix(), Link: link}
 		if typ == archive.TypeFile {
 			e.Size, e.SHA256 = int64(len(body)), sum([]byte(body))
 		}

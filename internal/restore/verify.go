@@ -93,6 +93,19 @@ type seen struct {
 	mode   int64
 	mtime  int64
 	link   string
+	// attrs is the digest of the member's extended attributes and ACLs
+	// (archive.Attrs.Digest; zero for none).
+	attrs [32]byte
+}
+
+// seenOf starts the record of a member from its header.
+func seenOf(hdr *tar.Header) seen {
+	s := seen{typ: typeOf(hdr), mode: hdr.Mode & 0o7777, mtime: hdr.ModTime.Unix(), link: hdr.Linkname}
+	if len(hdr.PAXRecords) > 0 && s.typ != archive.TypeHardlink {
+		a := archive.FromPAX(hdr.PAXRecords)
+		s.attrs = a.Digest()
+	}
+	return s
 }
 
 // checker compares archive members with the manifest that ends the archive.
@@ -200,8 +213,19 @@ func compare(e archive.Entry, s view) []string {
 		if m, err := strconv.ParseInt(e.Mode, 8, 64); err != nil || m != s.mode {
 			d = append(d, fmt.Sprintf("mode %04o, manifest says %s", s.mode, e.Mode))
 		}
-		if e.MTime.Unix() != s.mtime {
-			d = append(d, fmt.Sprintf("mtime %d, manifest says %d", s.mtime, e.MTime.Unix()))
+		if e.MTime != s.mtime {
+			d = append(d, fmt.Sprintf("mtime %d, manifest says %d", s.mtime, e.MTime))
+		}
+		if e.Attrs.Digest() != s.attrs {
+			var none [32]byte
+			switch {
+			case s.attrs == none:
+				d = append(d, "has no extended attributes or ACLs in the archive, the manifest lists some")
+			case e.Attrs.Empty():
+				d = append(d, "has extended attributes or ACLs in the archive the manifest does not list")
+			default:
+				d = append(d, "extended attributes or ACLs differ from the manifest")
+			}
 		}
 	}
 	return d
@@ -246,6 +270,44 @@ type Report struct {
 // the stream itself fails (decompression, tar framing, cancellation);
 // differences are Problems. onFile, when set, gets each file's size.
 func Verify(ctx context.Context, r io.Reader, onFile func(int64)) (Report, error) {
+	rep, _, err := verify(ctx, r, onFile)
+	return rep, err
+}
+
+// Listing is a verified archive's table of contents.
+type Listing struct {
+	Report
+	m *members
+}
+
+// Item is one path of a Listing.
+type Item struct {
+	Type  string // archive.TypeFile, …
+	Size  int64
+	Mode  int64
+	MTime int64
+	Link  string
+}
+
+// List verifies the tar stream as Verify does and keeps its table of
+// contents, to be read (Each) once the caller knows the object's integrity
+// check and SHA-256 passed too.
+func List(ctx context.Context, r io.Reader, onFile func(int64)) (*Listing, error) {
+	rep, c, err := verify(ctx, r, onFile)
+	return &Listing{Report: rep, m: c.seen}, err
+}
+
+// Each calls fn for every member, in archive order, until it returns false.
+func (l *Listing) Each(fn func(name string, it Item) bool) {
+	stop := false
+	l.m.eachView(true, func(_ int, name []byte, v *view) {
+		if !stop && !fn(string(name), Item{Type: v.typ, Size: v.size, Mode: v.mode, MTime: v.mtime, Link: v.link}) {
+			stop = true
+		}
+	})
+}
+
+func verify(ctx context.Context, r io.Reader, onFile func(int64)) (Report, *checker, error) {
 	defer tightGC()()
 	var rep Report
 	c := newChecker(nil)
@@ -254,14 +316,14 @@ func Verify(ctx context.Context, r io.Reader, onFile func(int64)) (Report, error
 	buf := make([]byte, copyBufSize)
 	for {
 		if err := ctx.Err(); err != nil {
-			return rep, err
+			return rep, c, err
 		}
 		hdr, err := tr.Next()
 		if err == io.EOF {
 			break
 		}
 		if err != nil {
-			return rep, fmt.Errorf("reading the tar stream: %w", err)
+			return rep, c, fmt.Errorf("reading the tar stream: %w", err)
 		}
 		name, err := CleanName(hdr.Name)
 		if err != nil {
@@ -273,17 +335,17 @@ func Verify(ctx context.Context, r io.Reader, onFile func(int64)) (Report, error
 		}
 		if name == archive.ManifestName {
 			if err := c.manifest(tr); err != nil {
-				return rep, err
+				return rep, c, err
 			}
 			continue
 		}
 		rep.Members++
-		s := seen{typ: typeOf(hdr), mode: hdr.Mode & 0o7777, mtime: hdr.ModTime.Unix(), link: hdr.Linkname}
+		s := seenOf(hdr)
 		switch s.typ {
 		case archive.TypeFile:
 			s.size, s.sha256, err = hashFile(tr, h, buf)
 			if err != nil {
-				return rep, fmt.Errorf("reading %s from the tar stream: %w", trunc(name), err)
+				return rep, c, fmt.Errorf("reading %s from the tar stream: %w", trunc(name), err)
 			}
 			rep.Files++
 			rep.Bytes += s.size
@@ -302,7 +364,7 @@ func Verify(ctx context.Context, r io.Reader, onFile func(int64)) (Report, error
 	}
 	rep.Verified = c.finish()
 	rep.Problems = c.problems
-	return rep, nil
+	return rep, c, nil
 }
 
 // gcPercent: almost everything live in a test restore is allocated once
@@ -344,20 +406,54 @@ func hashFile(r io.Reader, h hash.Hash, buf []byte) (int64, string, error) {
 	}
 }
 
+// CleanPaths checks the paths asked for on the command line before anything
+// is read: each names a path as it was on the host (/srv/www) or as
+// archived (srv/www); "/" means everything. A ".." or a NUL byte is
+// refused: the path would not mean what it seems to.
+func CleanPaths(paths []string) error {
+	for _, p := range paths {
+		if p == "" {
+			return fmt.Errorf("empty path")
+		}
+		if strings.ContainsRune(p, 0) {
+			return fmt.Errorf("path %q: NUL byte", p)
+		}
+		for part := range strings.SplitSeq(p, "/") {
+			if part == ".." {
+				return fmt.Errorf("path %q: \"..\" is not allowed; give the path as it was on the host (/srv/www) or as archived (srv/www)", p)
+			}
+		}
+		if c := ArchivedPath(p); c != "" && len(c) > MaxNameLen {
+			return fmt.Errorf("path %q: longer than %d bytes", p, MaxNameLen)
+		}
+	}
+	return nil
+}
+
+// ArchivedPath is the archived form of a path asked for: /srv/www and
+// srv/www/ are srv/www ("" for everything).
+func ArchivedPath(p string) string {
+	c := path.Clean(strings.TrimLeft(p, "/"))
+	if c == "." {
+		return ""
+	}
+	return c
+}
+
 // matchPaths returns a filter for the paths given (nil keeps everything):
 // a member is kept when it is one of them or lies below one.
 func matchPaths(paths []string) (func(string) bool, error) {
 	if len(paths) == 0 {
 		return nil, nil
 	}
+	if err := CleanPaths(paths); err != nil {
+		return nil, err
+	}
 	var clean []string
 	for _, p := range paths {
-		c := path.Clean(strings.TrimLeft(p, "/"))
-		if c == "." || c == "" {
+		c := ArchivedPath(p)
+		if c == "" {
 			return nil, nil // "/" or "." means everything
-		}
-		if err := archive.CheckName(c); err != nil {
-			return nil, fmt.Errorf("path %q: %v", p, err)
 		}
 		clean = append(clean, c)
 	}

@@ -116,6 +116,10 @@ type Backup struct {
 	Symlinks    int64    `json:"symlinks"`
 	Warnings    int64    `json:"warnings"`
 	WarningList []string `json:"warning_list,omitempty"`
+	// Skipped counts the sockets, FIFOs and device nodes not archived;
+	// SkippedList names the first of them ("path: socket").
+	Skipped     int64    `json:"skipped"`
+	SkippedList []string `json:"skipped_list,omitempty"`
 	SHA256      string   `json:"sha256,omitempty"`
 	Fingerprint string   `json:"key_fingerprint,omitempty"`
 	Recipients  []string `json:"recipients,omitempty"`
