@@ -92,6 +92,12 @@ type BackupRun struct {
 	Warnings    int64     `json:"warnings"`
 	SHA256      string    `json:"sha256,omitempty"`
 	Fingerprint string    `json:"key_fingerprint,omitempty"`
+	// KeyIDs are the 16 upper-hex IDs of every public-key encrypted session
+	// key packet the backup wrote: the keys that can really decrypt it.
+	KeyIDs []string `json:"key_ids,omitempty"`
+	// Signature is the name of the <object>.sig signing its statement;
+	// empty when the backup is unsigned.
+	Signature string `json:"signature,omitempty"`
 }
 
 // Backup is backup.json.
@@ -111,6 +117,9 @@ type Backup struct {
 	SHA256      string   `json:"sha256,omitempty"`
 	Fingerprint string   `json:"key_fingerprint,omitempty"`
 	Recipients  []string `json:"recipients,omitempty"`
+	// KeyIDs and Signature: as in BackupRun.
+	KeyIDs    []string `json:"key_ids,omitempty"`
+	Signature string   `json:"signature,omitempty"`
 	// LastSuccess is the most recent run that ended ok, carried forward so a
 	// check can judge a running or failed backup by the last good one.
 	LastSuccess *BackupRun  `json:"last_success,omitempty"`
@@ -122,7 +131,7 @@ func (b *Backup) Run() BackupRun {
 	return BackupRun{
 		Started: b.Started, Finished: b.Finished, State: b.State, Object: b.Object,
 		BytesIn: b.BytesIn, BytesOut: b.BytesOut, Files: b.Files, Warnings: b.Warnings,
-		SHA256: b.SHA256, Fingerprint: b.Fingerprint,
+		SHA256: b.SHA256, Fingerprint: b.Fingerprint, KeyIDs: b.KeyIDs, Signature: b.Signature,
 	}
 }
 
@@ -139,7 +148,19 @@ type TestRestore struct {
 	ObjectSHA256  string    `json:"object_sha256,omitempty"`
 	SHA256Checked bool      `json:"sha256_checked"`
 	Fingerprint   string    `json:"key_fingerprint,omitempty"`
-	Mismatches    []string  `json:"mismatches,omitempty"`
+	// KeyIDs are the PKESK key IDs parsed from the tested object.
+	KeyIDs []string `json:"key_ids,omitempty"`
+	// SignedBy is the fingerprint of the key whose signature of the
+	// statement verified; Unsigned is true when an unsigned backup was
+	// accepted (--allow-unsigned).
+	SignedBy string `json:"signed_by,omitempty"`
+	Unsigned bool   `json:"unsigned,omitempty"`
+	// FutureCount counts the backup objects dated more than ClockSkew after
+	// the run started (never taken as the latest); FutureObjects names at
+	// most MaxListed of them.
+	FutureCount   int      `json:"future_count,omitempty"`
+	FutureObjects []string `json:"future_objects,omitempty"`
+	Mismatches    []string `json:"mismatches,omitempty"`
 	// Verified is false when the archive had no manifest to verify against.
 	Verified bool `json:"verified"`
 	// LastSuccess is when a test restore last ended ok.
