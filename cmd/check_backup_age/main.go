@@ -14,7 +14,8 @@ type args struct {
 	Critical      plugin.AgeRange `arg:"-c,--critical" default:"50h" placeholder:"AGE" help:"CRITICAL when the last successful backup is older"`
 	MaxRuntime    plugin.Duration `arg:"--max-runtime" default:"12h" placeholder:"DURATION" help:"WARNING when a backup has been running longer than this"`
 	ShrinkWarning plugin.Percent  `arg:"--shrink-warning" default:"50%" placeholder:"PERCENT" help:"WARNING when the backup's data shrank by more than this since the previous backup (0 disables)"`
-	Remote        bool            `arg:"--remote" help:"also confirm in the destination that the recorded object exists with the recorded size and sha256 (2 requests, read credentials)"`
+	Remote        bool            `arg:"--remote" help:"also confirm in the destination that the recorded object exists with the recorded size, was stored within the recorded run, and has a statement signed by the host key that names the recorded sha256 (a HEAD and two small GETs; read credentials). The object's content is not read"`
+	RemoteVerify  bool            `arg:"--remote-verify" help:"--remote, and read the whole object and hash it: proves the sha256, at the cost of downloading every byte of the backup on each check (raise -t to match)"`
 	plugin.Common
 }
 

@@ -91,6 +91,9 @@ func (c Check) exec(p *nagios.Plugin, argv []string, stdout, stderr io.Writer) {
 	}
 	err = parser.Parse(argv)
 	if err == nil {
+		err = c.Args.common().validate()
+	}
+	if err == nil {
 		if v, ok := c.Args.(Validator); ok {
 			err = v.Validate()
 		}
@@ -120,11 +123,16 @@ func (c Check) exec(p *nagios.Plugin, argv []string, stdout, stderr io.Writer) {
 	if cm.Verbose {
 		cm.stderr = stderr
 	}
-	timeout := cm.Timeout.D()
-	if timeout <= 0 {
-		timeout = 10 * time.Second
+	Render(p, c.runWithDeadline(cm, cm.Timeout.D()))
+}
+
+// validate refuses a timeout of 0: it would either wait for ever (the
+// opposite of what -t is for) or silently mean the default.
+func (c *Common) validate() error {
+	if c.Timeout.D() <= 0 {
+		return errors.New("-t/--timeout must be longer than 0 (e.g. -t 10s)")
 	}
-	Render(p, c.runWithDeadline(cm, timeout))
+	return nil
 }
 
 // quiet makes ReturnCheckResults print nothing and exit 0 (help, version).
