@@ -23,6 +23,7 @@ import (
 
 	"github.com/drym-backup/drym/internal/config"
 	"github.com/drym-backup/drym/internal/crypt"
+	"github.com/drym-backup/drym/internal/escrow"
 )
 
 // HostKeys reads the host's public key (beside keyFile) and the public
@@ -130,4 +131,23 @@ func Missing(want, have []uint64) []uint64 {
 		}
 	}
 	return out
+}
+
+// EscrowedKeyIDs returns the encryption key IDs an inspected escrow zip
+// holds: those whose secret is in a bare secret key member, or, for a
+// secret encrypted to the team (which only the team can open), those of
+// the public key member.
+func EscrowedKeyIDs(z *escrow.Facts) ([]uint64, error) {
+	member := escrow.MemberSecret
+	if z.SecretEncrypted {
+		member = escrow.MemberPublic
+	}
+	keys, err := crypt.ParseKeys(z.Contents[member])
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", member, err)
+	}
+	if z.SecretEncrypted {
+		return EncryptionKeyIDs(keys[0]), nil
+	}
+	return SecretEncryptionKeyIDs(keys[0]), nil
 }
