@@ -2,8 +2,11 @@ package main
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"time"
 
+	"github.com/drym-backup/drym/internal/evidence"
 	"github.com/drym-backup/drym/internal/plugin"
 )
 
@@ -16,7 +19,25 @@ type args struct {
 	ShrinkWarning plugin.Percent  `arg:"--shrink-warning" default:"50%" placeholder:"PERCENT" help:"WARNING when the backup's data shrank by more than this since the previous backup (0 disables)"`
 	Remote        bool            `arg:"--remote" help:"also confirm in the destination that the recorded object exists with the recorded size, was stored within the recorded run, and has a statement signed by the host key that names the recorded sha256 (a HEAD and two small GETs; read credentials). The object's content is not read"`
 	RemoteVerify  bool            `arg:"--remote-verify" help:"--remote, and read the whole object and hash it: proves the sha256, at the cost of downloading every byte of the backup on each check (raise -t to match)"`
+	Host          string          `arg:"--host" placeholder:"HOST" help:"judge HOST from the destination alone, as the monitoring server does (no state dir, no NRPE): the newest backup by the server's time, its signed statement, the keys it is encrypted to (4 requests, 2 more with an escrow location); reads --monitoring-config"`
+	Monitoring    string          `arg:"--monitoring-config,env:DRYM_MONITORING_CONFIG" placeholder:"FILE" help:"monitoring settings for --host: destination, escrow, pinned keys, read_profile [default: /etc/drym/monitoring.toml]"`
 	plugin.Common
+}
+
+// Validate refuses flag combinations that mean nothing together.
+func (a *args) Validate() error {
+	if a.Host == "" {
+		return nil
+	}
+	switch {
+	case !evidence.ValidHost(a.Host):
+		return fmt.Errorf("--host %q is not a host name", a.Host)
+	case a.Remote || a.RemoteVerify:
+		return errors.New("--host judges the destination itself: --remote and --remote-verify are for a check on the host")
+	case a.StateDir != "":
+		return errors.New("--host reads no state directory: drop --state-dir")
+	}
+	return nil
 }
 
 func (args) Description() string {
@@ -35,6 +56,9 @@ Example: check_backup_age -w 26h -c 50h --remote -t 20`
 func main() {
 	var a args
 	plugin.Check{Name: "check_backup_age", Args: &a, Run: func(ctx context.Context) plugin.Result {
+		if a.Host != "" {
+			return storage(ctx, &a, time.Now())
+		}
 		f := gather(ctx, &a)
 		return evaluate(f, a, time.Now())
 	}}.Main()

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"strings"
 )
 
 // Pager is what the monitoring side reads a store with: part of an object,
@@ -93,4 +94,23 @@ func clampPage(n int) int {
 		return MaxPage
 	}
 	return n
+}
+
+// Scope returns the store of the folder name inside s (a host's folder in
+// a destination opened without a host scope), sharing s's connection: a
+// sweep over a thousand hosts sets up its credentials and client once.
+func Scope(s Store, name string) (Store, error) {
+	if name == "" || strings.Contains(name, "/") || name == "." || name == ".." {
+		return nil, fmt.Errorf("bad store scope %q", name)
+	}
+	switch t := s.(type) {
+	case *Dir:
+		return NewDir(t.Path(name)), nil
+	case *S3:
+		c := *t
+		c.prefix = t.prefix + name + "/"
+		c.url = t.url + name + "/"
+		return &c, nil
+	}
+	return nil, fmt.Errorf("%s: cannot scope this store", s)
 }
