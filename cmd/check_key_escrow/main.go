@@ -2,8 +2,11 @@ package main
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"time"
 
+	"github.com/drym-backup/drym/internal/evidence"
 	"github.com/drym-backup/drym/internal/plugin"
 )
 
@@ -15,7 +18,22 @@ type args struct {
 	Warning        plugin.AgeRange `arg:"-w,--warning" placeholder:"AGE" help:"WARNING when the escrow zip is older (default: never; the key does not age)"`
 	Critical       plugin.AgeRange `arg:"-c,--critical" placeholder:"AGE" help:"CRITICAL when the escrow zip is older (default: never)"`
 	KeyOwner       string          `arg:"--key-owner" default:"root" placeholder:"USER" help:"user who must own the secret key file"`
+	Host           string          `arg:"--host" placeholder:"HOST" help:"prove HOST's escrow where the zips live, against its newest backup in the destination: the zip opened when readable (its key must decrypt the backup's session key and first block), else its public record; reads --monitoring-config"`
+	Monitoring     string          `arg:"--monitoring-config,env:DRYM_MONITORING_CONFIG" placeholder:"FILE" help:"monitoring settings for --host: destination, escrow location, pinned keys, read_profile [default: /etc/drym/monitoring.toml]"`
 	plugin.Common
+}
+
+// Validate refuses flag combinations that mean nothing together.
+func (a *args) Validate() error {
+	switch {
+	case a.Host == "":
+		return nil
+	case !evidence.ValidHost(a.Host):
+		return fmt.Errorf("--host %q is not a host name", a.Host)
+	case a.Zip != "" || a.StateDir != "":
+		return errors.New("--host reads the escrow location and the destination: drop --zip and --state-dir")
+	}
+	return nil
 }
 
 func (args) Description() string {
@@ -35,6 +53,9 @@ Example: check_key_escrow --expiry-warning 30d --expiry-critical 7d -t 20`
 func main() {
 	var a args
 	plugin.Check{Name: "check_key_escrow", Args: &a, Run: func(ctx context.Context) plugin.Result {
+		if a.Host != "" {
+			return storage(ctx, &a, time.Now())
+		}
 		return evaluate(gather(ctx, &a), a, time.Now())
 	}}.Main()
 }
