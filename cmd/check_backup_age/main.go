@@ -42,15 +42,18 @@ func (a *args) Validate() error {
 
 func (args) Description() string {
 	return "check_backup_age: is the last drym backup of this host recent, complete and (with --remote) really in the destination?\n" +
-		"Reads only the status file (state_dir/backup.json); runs as user nagios."
+		"Reads only the status file (state_dir/backup.json); runs as user nagios. With --host, judges a host from the destination alone."
 }
 
 func (args) Epilogue() string {
-	return `States: OK recent backup · WARNING older than -w, warnings, shrank, running past --max-runtime ·
-CRITICAL older than -c, failed, runner died, not set up, no backup yet, object missing (--remote) ·
-UNKNOWN bad flags, unreadable/unknown status file, clock skew, timeout.
-Perfdata: age=s;w;c;0 size=B duration=s files.
-Example: check_backup_age -w 26h -c 50h --remote -t 20`
+	return `States: OK recent backup · WARNING older than -w, warnings (changed or unreadable files), shrank, running past
+--max-runtime, unsigned (--remote) · CRITICAL older than -c, failed, runner died, not set up, no backup yet, object
+missing / of another size or time / statement or signature missing, bad or foreign (--remote) · UNKNOWN bad flags,
+unreadable/unknown status file, status file of another host, clock skew, timeout.
+--remote proves existence, size, time and the signed statement; --remote-verify also the sha256 (reads it all).
+--host HOST: the verdict from the destination alone (monitoring server; 4 requests, 2 more with an escrow).
+Perfdata: age=s;w;c;0 size=B duration=s files (--host: age size requests).
+Example: check_backup_age -w 26h -c 50h --remote -t 20 · check_backup_age --host web1 -t 30`
 }
 
 func main() {

@@ -38,16 +38,21 @@ func (a *args) Validate() error {
 
 func (args) Description() string {
 	return "check_key_escrow: does the escrow zip off this host hold the key this host encrypts its backups to?\n" +
-		"Reads the newest escrow zip (or --zip), the public key, backup.json and, when readable (root), the secret key. Runs as user nagios."
+		"Reads the newest escrow zip (or --zip) or, when it is not readable, its public record; the public key, backup.json and,\n" +
+		"when readable (root), the secret key. Runs as user nagios."
 }
 
 func (args) Epilogue() string {
-	return `States: OK escrowed key == host key == last backup's key ·
-WARNING escrow is stale (settings changed), key expires within --expiry-warning, secret key file too open or not owned by --key-owner ·
-CRITICAL key mismatch, no/unusable/other host's zip, no escrow configured, not set up, key expires within --expiry-critical ·
-UNKNOWN bad flags, unreadable files, escrow location unreachable, timeout.
+	return `States: OK escrowed key == host key == last backup's key, its secret covering every encryption subkey and every
+key the last backup was encrypted to (as nagios a 0600 zip is judged by its public record <zip>.json and its size:
+the OK line says it was not opened) · WARNING escrow is stale (settings changed), key expires within
+--expiry-warning, secret key file too open or not owned by --key-owner · CRITICAL key or subkey mismatch,
+no/unusable/other host's zip, record not matching the zip, no escrow configured, not set up, key expires within
+--expiry-critical · UNKNOWN bad flags, unreadable files, escrow location unreachable, unreadable zip without a record,
+status files of another host, timeout.
+--host HOST: where the zips live, prove HOST's newest zip opens HOST's newest backup (session key and first block).
 Perfdata: zip_age=s;w;c;0 key_expiry=s;w;c (only when the key expires).
-Example: check_key_escrow --expiry-warning 30d --expiry-critical 7d -t 20`
+Example: check_key_escrow --expiry-warning 30d --expiry-critical 7d -t 20 · check_key_escrow --host web1 -t 30`
 }
 
 func main() {
