@@ -171,6 +171,9 @@ func (b *bench) run() error {
 		if err := b.remoteRequests(); err != nil {
 			return err
 		}
+		if err := b.fleet(); err != nil { // scripts/bench/fleet.go
+			return err
+		}
 	}
 	if err := b.checks(); err != nil {
 		return err
