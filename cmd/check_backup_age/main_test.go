@@ -722,3 +722,27 @@ func TestBinaryRemoteS3(t *testing.T) {
 		t.Errorf("deleted: exit %d:\n%s", r.Code, r.Stdout)
 	}
 }
+
+// remoteError's precedence: a missing object is CRITICAL; anything that
+// kept the check from looking is UNKNOWN with the fix for its cause.
+func TestRemoteError(t *testing.T) {
+	for _, tc := range []struct {
+		where string
+		err   error
+		state plugin.State
+		hint  string
+	}{
+		{"s3://b/p", nil, plugin.OK, ""},
+		{"s3://b/p", fmt.Errorf("x: %w", store.ErrNotFound), plugin.Critical, "is missing from"},
+		{"dir:///srv", fmt.Errorf("x: %w", store.ErrNotFound), plugin.Critical, "is missing from"},
+		{"s3://b/p", errNoSettings, plugin.Unknown, "--remote needs the settings file"},
+		{"dir:///srv", &os.PathError{Op: "stat", Path: "/srv/x", Err: syscall.EACCES}, plugin.Unknown, "readable by group nagios"},
+		{"s3://b/p", errors.New("denied"), plugin.Unknown, "check read_profile"},
+		{"dir:///srv", errors.New("input/output error"), plugin.Unknown, "is it mounted?"},
+	} {
+		s, msg, bad := remoteError(&remoteFacts{Where: tc.where, Object: "web1/x", Err: tc.err})
+		if s != tc.state || bad != (tc.err != nil) || !strings.Contains(msg, tc.hint) {
+			t.Errorf("%s %v: %s %q", tc.where, tc.err, s, msg)
+		}
+	}
+}

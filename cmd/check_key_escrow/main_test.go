@@ -302,3 +302,28 @@ func TestEvaluateBackupKeyWithoutPublicKey(t *testing.T) {
 		t.Fatalf("%s", plugin.Format(r))
 	}
 }
+
+// zipProblem's precedence: no zip is CRITICAL, a location that cannot be
+// read UNKNOWN with the hint of its kind, a damaged zip CRITICAL.
+func TestZipProblem(t *testing.T) {
+	for _, tc := range []struct {
+		where    string
+		find     error
+		broken   error
+		state    plugin.State
+		has, not string
+	}{
+		{"s3://e/k", nil, nil, plugin.OK, "", ""},
+		{"s3://e/k", fmt.Errorf("x: %w", store.ErrNotFound), nil, plugin.Critical, "no escrow zip for web1", ""},
+		{"/tmp/x.zip", fmt.Errorf("open: %w", fs.ErrNotExist), nil, plugin.Critical, "no escrow zip for web1", ""},
+		{"s3://e/k", errors.New("ListObjectsV2 denied"), nil, plugin.Unknown, "read_profile", ""},
+		{"dir:///srv/escrow", &fs.PathError{Op: "open", Path: "/srv/escrow", Err: fs.ErrPermission}, nil, plugin.Unknown, "group nagios", "read_profile"},
+		{"dir:///srv/escrow", errors.New("input/output error"), nil, plugin.Unknown, "is it mounted?", "read_profile"},
+		{"s3://e/k", nil, fmt.Errorf("%w: truncated", escrow.ErrBroken), plugin.Critical, "is unusable: truncated", ""},
+	} {
+		s, msg, bad := zipProblem(zipFacts{Where: tc.where, ZipName: zipName, FindErr: tc.find, ZipErr: tc.broken}, "web1", cfgPath)
+		if s != tc.state || bad != (s != plugin.OK) || !strings.Contains(msg, tc.has) || tc.not != "" && strings.Contains(msg, tc.not) {
+			t.Errorf("%s %v %v: %s %q", tc.where, tc.find, tc.broken, s, msg)
+		}
+	}
+}
