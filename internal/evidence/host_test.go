@@ -174,6 +174,17 @@ func TestStorageVerdicts(t *testing.T) {
 	rot.Backup(t, ago(2*time.Hour), ago(2*time.Hour-time.Minute), 5000)
 	expect(t, s.proof("rotated"), plugin.Critical, "the escrowed key cannot open the newest backup rotated/")
 
+	// An encryption subkey added to the host key after the escrow: new
+	// backups go to it, and the escrowed key cannot open them.
+	sub := s.host("subkey")
+	sub.Escrow(t, ago(20*day), ago(20*day))
+	sub.AddSubkey(t)
+	sub.PinKey(t, s.keys)
+	sub.Backup(t, ago(2*time.Hour), ago(2*time.Hour-time.Minute), 5000)
+	expect(t, s.proof("subkey"), plugin.Critical, "the escrowed key cannot open the newest backup subkey/")
+	_, r = s.judge("subkey", false)
+	expect(t, r, plugin.Critical, "is encrypted to no key in subkey's escrow")
+
 	// Signed by another key than the pinned one: never the newest.
 	forged := s.host("forged")
 	forged.Escrow(t, ago(20*day), ago(20*day))

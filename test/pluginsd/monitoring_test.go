@@ -12,6 +12,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/smithy-go"
 
+	"github.com/drym-backup/drym/internal/crypt"
 	"github.com/drym-backup/drym/internal/evidence/evidencetest"
 	"github.com/drym-backup/drym/internal/plugin/plugintest"
 	"github.com/drym-backup/drym/internal/testutil"
@@ -108,5 +109,92 @@ func TestMonitoringServerPolicy(t *testing.T) {
 	// The monitoring server's credentials left everything as it was.
 	if got := len(srv.Keys(t, "")); got != 3*3+3*2 {
 		t.Errorf("%d objects in the bucket after the checks, want %d", got, 3*3+3*2)
+	}
+}
+
+// TestMonitoringScenarios judges, through the real checks and under the
+// shipped monitoring policy on versitygw, every way a host's evidence can
+// be wrong: each must end in the state the docs promise.
+func TestMonitoringScenarios(t *testing.T) {
+	srv := testutil.StartS3(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	policy := bucketPolicy(t, srv.Bucket, [][2]string{{"monitoring-server-read-only-policy.json", "drymread"}})
+	if _, err := srv.Root().PutBucketPolicy(ctx, &s3.PutBucketPolicyInput{Bucket: &srv.Bucket, Policy: &policy}); err != nil {
+		t.Fatalf("put bucket policy: %v", err)
+	}
+	keys := publicDir(t)
+	sink := evidencetest.S3Sink(srv)
+	now := time.Now().UTC()
+	ago := func(d time.Duration) time.Time { return now.Add(-d) }
+	day := 24 * time.Hour
+	host := func(name string) *evidencetest.Host {
+		h := evidencetest.NewHost(t, name, "drym", "keys", sink)
+		h.PinKey(t, keys)
+		h.Escrow(t, ago(30*day), ago(30*day))
+		return h
+	}
+	backup := func(h *evidencetest.Host, age time.Duration) evidencetest.Backup {
+		return h.Backup(t, ago(age+5*time.Minute), ago(age), 3000)
+	}
+
+	backup(host("healthy"), 3*time.Hour)
+	backup(host("stale"), 4*day)
+	host("never")
+	empty := host("empty")
+	backup(empty, 20*time.Hour)
+	empty.Put(t, ago(time.Hour+5*time.Minute), ago(time.Hour), nil, empty.Key)
+	nost := host("nostatement")
+	sink.Delete(t, backup(nost, time.Hour).Statement)
+	size := host("size")
+	b := backup(size, time.Hour)
+	sink.Put(t, b.Object, b.Data[:200], ago(time.Hour))
+	planted := host("planted")
+	backup(planted, 60*time.Hour)
+	for i := range 5 {
+		planted.Put(t, now.Add(time.Duration(100+i)*day), ago(time.Hour), []byte("planted"), nil)
+	}
+	other, _ := crypt.Generate("intruder")
+	wrong := host("wrongkey")
+	wrong.Backup(t, ago(time.Hour+5*time.Minute), ago(time.Hour), 3000, other)
+	rotated := host("rotated")
+	rotated.Key, _ = crypt.Generate("rotated")
+	rotated.PinKey(t, keys)
+	backup(rotated, time.Hour)
+	sub := host("subkey")
+	sub.AddSubkey(t)
+	sub.PinKey(t, keys)
+	backup(sub, time.Hour)
+
+	dir := publicDir(t)
+	cfg := filepath.Join(dir, "monitoring.toml")
+	writeFile(t, cfg, fmt.Appendf(nil, "keys = %q\n[destination]\nurl = \"s3://%s/drym\"\nendpoint = %q\npath_style = true\nread_profile = %q\n[escrow]\nurl = \"s3://%s/keys\"\nendpoint = %q\npath_style = true\nread_profile = %q\n",
+		keys, srv.Bucket, srv.Endpoint, srv.ReadProfile, srv.Bucket, srv.Endpoint, srv.ReadProfile), 0o644)
+	env := append(srv.Env(), "AWS_CA_BUNDLE=", "DRYM_MONITORING_CONFIG="+cfg)
+	for _, tc := range []struct {
+		check, host string
+		code        int
+		first       string
+	}{
+		{"check_backup_age", "healthy", 0, "OK: healthy: last backup 3h ago"},
+		{"check_backup_age", "stale", 2, "CRITICAL: no backup of stale in the last 3d2h: the newest found"},
+		{"check_backup_age", "never", 2, "CRITICAL: never backed up"},
+		{"check_backup_age", "empty", 2, "is empty (0 bytes)"},
+		{"check_backup_age", "nostatement", 2, ".sha256 is missing from"},
+		{"check_backup_age", "size", 2, "the statement does not match the object"},
+		{"check_backup_age", "planted", 2, "CRITICAL: the last backup of planted was stored 2d12h ago, older than 50h (-c)"},
+		{"check_backup_age", "wrongkey", 2, "is encrypted to no key in wrongkey's escrow"},
+		{"check_backup_age", "rotated", 2, "is encrypted to no key in rotated's escrow"},
+		{"check_key_escrow", "healthy", 0, "is recorded as holding the keys (zip not opened) of the newest backup"},
+		{"check_key_escrow", "rotated", 2, "CRITICAL: the escrowed key cannot open the newest backup rotated/"},
+		{"check_key_escrow", "subkey", 2, "CRITICAL: the escrowed key cannot open the newest backup subkey/"},
+	} {
+		r := plugintest.Run(t, tc.check, env, "--host", tc.host, "-t", "20")
+		if r.Code != tc.code || !strings.Contains(r.First(), tc.first) {
+			t.Errorf("%s --host %s: exit %d, want %d with %q:\n%s%s", tc.check, tc.host, r.Code, tc.code, tc.first, r.Stdout, r.Stderr)
+		}
+		if tc.host == "planted" && !strings.Contains(r.Stdout, "named in the future") {
+			t.Errorf("the planted future objects are not reported:\n%s", r.Stdout)
+		}
 	}
 }

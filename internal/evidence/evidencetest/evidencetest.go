@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/ProtonMail/go-crypto/openpgp"
+	"github.com/ProtonMail/go-crypto/openpgp/packet"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/drym-backup/drym/internal/config"
@@ -206,6 +207,20 @@ func (h *Host) PinKey(t testing.TB, dir string) {
 		t.Fatal(err)
 	}
 	if err := os.WriteFile(filepath.Join(dir, h.Name+".pub.asc"), pub, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// AddSubkey adds an encryption subkey to the host key, as gpg
+// --quick-add-key <fpr> cv25519 encr does: new backups are encrypted to it,
+// and an escrow shipped before it cannot open them.
+func (h *Host) AddSubkey(t testing.TB) {
+	t.Helper()
+	// Key times have one-second resolution: the new subkey must be the
+	// newer one for encryption to choose it (and not dated in the future).
+	time.Sleep(1100 * time.Millisecond)
+	c := &packet.Config{Algorithm: packet.PubKeyAlgoEdDSA, Curve: packet.Curve25519, Time: time.Now}
+	if err := h.Key.AddEncryptionSubkey(c); err != nil {
 		t.Fatal(err)
 	}
 }
