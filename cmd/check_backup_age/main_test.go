@@ -480,11 +480,11 @@ func writeSettings(t *testing.T, keyFile, stateDir, destination, extra string) s
 // backup made ago before now, and what the runner stores for it: the
 // object, its statement and the statement's signature.
 type signedHost struct {
-	key                 *openpgp.Entity
-	keyFile, state, cfg string
-	name                string // the object's name
-	body                []byte
-	status              *status.Backup
+	key            *openpgp.Entity
+	keyFile, state string
+	name           string // the object's name
+	body           []byte
+	status         *status.Backup
 }
 
 func newSignedHost(t *testing.T, ago time.Duration, size int) *signedHost {
