@@ -147,10 +147,7 @@ func (h *Host) pick(ctx context.Context, st store.Store, keys openpgp.EntityList
 		default:
 			read++
 			c.Statement = ReadStatement(ctx, st, h.Host, c.Name, c.Size, keys, h.KeysFrom, c.SignatureSize < 0)
-			h.Requests += 2
-			if c.SignatureSize < 0 {
-				h.Requests--
-			}
+			h.Requests += c.Statement.Requests
 		}
 		if len(h.Examined) < maxKept {
 			h.Examined = append(h.Examined, c)

@@ -34,6 +34,8 @@ type Statement struct {
 	// VerifyErr why none did (statement.ErrBadSignature, ErrOtherKey).
 	Signer    string
 	VerifyErr error
+	// Requests is how many reads ReadStatement made.
+	Requests int
 }
 
 // ErrNoKeys means the keys to check a signature against could not be read.
@@ -51,6 +53,7 @@ func ReadStatement(ctx context.Context, st store.Store, host, object string, siz
 	s := Statement{Object: object}
 	plugin.Doing(ctx, "reading %s%s from %s", object, statement.SidecarSuffix, st)
 	data, err := store.ReadRange(ctx, st, object+statement.SidecarSuffix, 0, statement.MaxSize+1)
+	s.Requests++
 	if err != nil {
 		s.Err = err
 		return s
@@ -67,6 +70,7 @@ func ReadStatement(ctx context.Context, st store.Store, host, object string, siz
 	}
 	plugin.Doing(ctx, "reading %s%s from %s", object, statement.SignatureSuffix, st)
 	sig, err := store.ReadRange(ctx, st, object+statement.SignatureSuffix, 0, statement.MaxSize+1)
+	s.Requests++
 	if err != nil {
 		s.SigErr = err
 		return s
