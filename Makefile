@@ -3,7 +3,7 @@ SHELL := /bin/bash
 GO ?= go
 VERSION := $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X github.com/drym-backup/drym/internal/version.Version=$(VERSION)
-BINARIES := backup_runner check_backup_age check_test_restore check_key_escrow
+BINARIES := backup_runner check_backup_age check_test_restore check_key_escrow check_backup_fleet
 BIN := $(CURDIR)/bin
 # Tools (staticcheck, versitygw, weed, govulncheck) live outside the repo.
 TOOLS ?= $(HOME)/.cache/drym-tools/bin

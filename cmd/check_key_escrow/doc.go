@@ -8,18 +8,35 @@ of this host in [escrow] url (a directory glob, or an S3 listing with
 read_profile), or the one given with --zip, reads every member fully (so every
 CRC is checked) with bounds on entry count, sizes and compression ratio (a zip
 bomb costs bounded memory and time), never extracts anything to disk, requires
-every member, verifies SHA256SUMS, parses the keys, and compares fingerprints:
+every member, verifies SHA256SUMS, parses the keys, and compares:
 
 	escrowed key == public key file == key of the last successful backup
 	             == secret key file (only when readable, i.e. run as root)
+	the escrowed secret covers every encryption subkey of the host key, and
+	every key ID the last backup was encrypted to (backup.json key_ids, and
+	test-restore.json's when it tested that backup; extra recipients aside)
 
-It runs as user nagios: the secret key is optional input. It never writes.
+It runs as user nagios: the secret key is optional input, and so is the zip.
+In a dir:// drop the zip holds the bare secret key and is 0600: user nagios
+cannot read it, and then the check judges the zip by its public record
+<zip>.json (0644, shipped beside it), its size in the escrow location and
+escrow.json. That proves a zip of the recorded size is there and takes the
+keys it holds from the record (the host's word); the OK line says the zip was
+not opened. Run it as root to open the zip. It never writes.
+
+With --host HOST it runs where the zips live (the office, or root on the
+drop's host) and proves HOST's newest zip against HOST's newest backup in the
+destination of /etc/drym/monitoring.toml: every key ID of the backup's
+session key packets must be an encryption key of the escrowed key, and a bare
+escrowed secret key must really decrypt the session key and the first block of
+the encrypted data (a few KiB read, never the whole backup).
 
 # Usage
 
 	check_key_escrow [--zip FILE] [--expiry-warning DURATION] [--expiry-critical DURATION]
 	                 [-w AGE] [-c AGE] [--key-owner USER]
 	                 [-t DURATION] [--config FILE] [--state-dir DIR] [-v]
+	check_key_escrow --host HOST [--monitoring-config FILE] [-t DURATION] [-v]
 
 # Flags
 
@@ -29,7 +46,9 @@ It runs as user nagios: the secret key is optional input. It never writes.
 	-w, --warning AGE              WARNING when the zip is older (default: never)
 	-c, --critical AGE             CRITICAL when the zip is older (default: never)
 	    --key-owner USER           who must own the secret key file (default root)
-	-t, --timeout DURATION         give up with UNKNOWN after this long (default 10s)
+	    --host HOST                prove HOST's escrow against its newest backup, from the store
+	    --monitoring-config FILE   monitoring settings for --host (default /etc/drym/monitoring.toml)
+	-t, --timeout DURATION         give up with UNKNOWN after this long (default 10s, not 0)
 	    --config FILE              settings file (default /etc/drym/drym.toml, env DRYM_CONFIG)
 	    --state-dir DIR            status directory (default: state_dir from the settings)
 	-v, --verbose                  log each step on stderr
@@ -46,6 +65,13 @@ It runs as user nagios: the secret key is optional input. It never writes.
 	WARNING   secret key file not owned by --key-owner               chown root /etc/drym/host-key.asc
 	WARNING   the last backup_runner escrow failed                   fix the cause; backup_runner escrow
 	CRITICAL  escrowed key ≠ host key / last backup's key / secret   backup_runner escrow (both fingerprints shown)
+	CRITICAL  the escrow lacks an encryption subkey of the host key, backup_runner escrow
+	          or a key ID the last backup was encrypted to
+	CRITICAL  (as nagios) the zip's size differs from its record,   backup_runner escrow; find out who
+	          or escrow.json's hash from the record's               replaced it
+	CRITICAL  the record does not describe the zip beside it       backup_runner escrow
+	CRITICAL  --host: the escrowed key cannot open the newest       backup_runner escrow on HOST
+	          backup (host key rotated, subkey added)
 	CRITICAL  the zip is of another host                             backup_runner escrow
 	CRITICAL  the zip is unusable: truncated, not a zip, CRC error,  backup_runner escrow
 	          zip bomb, unsafe names, SHA256SUMS mismatch, missing
@@ -56,7 +82,10 @@ It runs as user nagios: the secret key is optional input. It never writes.
 	CRITICAL  the key expires within --expiry-critical, or expired   backup_runner init --rotate-key; backup_runner escrow
 	CRITICAL  encrypted secret member not addressed to a team key    backup_runner escrow
 	UNKNOWN   bad flags; unreadable settings, public key or status   fix the command line / permissions
-	UNKNOWN   escrow location unreachable or denied                  check [escrow] read_profile credentials
+	UNKNOWN   escrow location unreachable or denied (S3)             check [escrow] read_profile credentials
+	UNKNOWN   the drop directory not listable by user nagios         let group nagios list it (zips stay 0600)
+	UNKNOWN   zip unreadable (as nagios) and no public record        backup_runner escrow, or run as root
+	UNKNOWN   status files of another host than the settings         give each settings file its own state_dir
 	UNKNOWN   no answer within -t                                    fix the hung mount or store, or raise -t
 
 The worst state wins (CRITICAL > UNKNOWN > WARNING); the first line names it,

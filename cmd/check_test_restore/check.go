@@ -15,19 +15,32 @@ import (
 // facts is everything gather found; evaluate judges it without I/O.
 type facts struct {
 	SettingsErr error
-	Path        string // test-restore.json
-	ReadErr     error
-	Status      *status.TestRestore
-	Alive       bool // a running job's pid is alive and is the job
+	// SettingsPath and SettingsHost are the settings file read and its
+	// host ("" without a settings file).
+	SettingsPath, SettingsHost string
+	Path                       string // test-restore.json
+	ReadErr                    error
+	Status                     *status.TestRestore
+	Alive                      bool // a running job's pid is alive and is the job
+}
+
+// job is how this check words the test-restore job (the judgement is
+// shared with check_backup_age, in plugin.AgeJob).
+var job = plugin.AgeJob{
+	Noun: "test restore", Died: "test restore died: the one", First: "the first one",
+	Unit: "drym-test-restore", Fix: "run backup_runner test-restore",
 }
 
 // gather reads test-restore.json; nothing else.
 func gather(ctx context.Context, a *args) facts {
 	var f facts
-	_, stateDir, err := a.Settings(ctx)
+	cfg, stateDir, err := a.Settings(ctx)
 	if err != nil {
 		f.SettingsErr = err
 		return f
+	}
+	if cfg != nil {
+		f.SettingsPath, f.SettingsHost = cfg.Path, cfg.Host
 	}
 	f.Path = filepath.Join(stateDir, status.TestRestoreFile)
 	plugin.Doing(ctx, "reading %s", f.Path)
@@ -43,108 +56,147 @@ func gather(ctx context.Context, a *args) facts {
 	return f
 }
 
+// lastSuccess is when the last successful test restore finished: the run
+// itself, or the one carried forward while a run is going or after a
+// failure.
+func lastSuccess(tr *status.TestRestore) time.Time {
+	if tr.State == status.OK {
+		return tr.Finished
+	}
+	return tr.LastSuccess
+}
+
 // evaluate judges the facts: pure, no I/O, no clock.
 func evaluate(f facts, a args, now time.Time) plugin.Result {
-	const fix = "run backup_runner test-restore"
-	if f.SettingsErr != nil {
-		return plugin.SettingsResult(f.SettingsErr)
-	}
-	if f.ReadErr != nil {
-		return plugin.StatusError(f.ReadErr, "no test restore yet", fix)
+	if r, done := unusable(f, now); done {
+		return r
 	}
 	tr := f.Status
-	if err := status.CheckClock(tr.Common, now); err != nil {
-		return plugin.StatusError(fmt.Errorf("%s: %w", f.Path, err), "", fix)
-	}
-	// The time the last successful test restore finished: the run itself,
-	// or the one carried forward while a run is going or after a failure.
-	last := tr.LastSuccess
-	if tr.State == status.OK {
-		last = tr.Finished
-	}
-	if err := status.CheckClock(status.Common{Finished: last}, now); err != nil {
-		return plugin.StatusError(fmt.Errorf("%s: last success: %w", f.Path, err), "", fix)
-	}
-	ago := func(t time.Time) string { return plugin.HumanDuration(max(now.Sub(t), 0).Round(time.Second)) }
-	stamp := func(t time.Time) string { return t.UTC().Format(time.RFC3339) }
-
+	last := lastSuccess(tr)
 	var r plugin.Result
-	switch tr.State {
-	case status.Running:
-		runtime := max(now.Sub(tr.Started), 0).Round(time.Second)
-		switch {
-		case !f.Alive:
-			r.Raise(plugin.Critical, fmt.Sprintf("test restore died: the one started %s ago (pid %d) is gone without finishing (killed, OOM or reboot?): %s and see journalctl -u drym-test-restore",
-				ago(tr.Started), tr.PID, fix))
-		case runtime > a.MaxRuntime.D():
-			r.Raise(plugin.Warning, fmt.Sprintf("test restore running for %s (pid %d), longer than --max-runtime %s: see what it is doing with backup_runner status",
-				plugin.HumanDuration(runtime), tr.PID, a.MaxRuntime))
-		}
-		r.Addf("test restore running since %s (pid %d, %s)", stamp(tr.Started), tr.PID, map[bool]string{true: "alive", false: "dead"}[f.Alive])
-	case status.Failed:
-		what := tr.Error
-		if n := len(tr.Mismatches); n > 0 {
-			what = fmt.Sprintf("%d file(s) differ from the manifest, first: %s", n, tr.Mismatches[0])
-		}
-		of := ""
-		if tr.Backup != "" {
-			of = " of " + tr.Backup
-		}
-		r.Raise(plugin.Critical, fmt.Sprintf("test restore%s failed %s ago: %s; fix that and %s", of, ago(tr.Finished), what, fix))
-		r.Addf("failed run: started %s, finished %s: %s", stamp(tr.Started), stamp(tr.Finished), tr.Error)
-		for _, m := range tr.Mismatches {
-			r.Addf("mismatch: %s", m)
-		}
-	}
-
+	judgeLastRun(&r, f, a.MaxRuntime, now)
 	if last.IsZero() {
-		if tr.State == status.Running && f.Alive {
-			r.Raise(plugin.Critical, fmt.Sprintf("no test restore yet: the first one is still running (pid %d, for %s); wait for it, or see backup_runner status",
-				tr.PID, ago(tr.Started)))
-		} else {
-			r.Raise(plugin.Critical, "no test restore has ever succeeded: "+fix)
-		}
+		job.JudgeNever(&r, jobRun(f), now)
 		r.Addf("status file: %s (host %s, drym %s)", f.Path, tr.Host, tr.Version)
 		return r
 	}
-
-	age := max(now.Sub(last), 0)
-	r.Addf("last successful test restore: %s", stamp(last))
-	switch {
-	case a.Critical.AlertAge(age):
-		r.Raise(plugin.Critical, fmt.Sprintf("last successful test restore %s ago, %s (-c): %s and check the timer: systemctl status drym-test-restore.timer",
-			ago(last), a.Critical.Describe(), fix))
-	case a.Warning.AlertAge(age):
-		r.Raise(plugin.Warning, fmt.Sprintf("last successful test restore %s ago, %s (-w): %s and check the timer: systemctl status drym-test-restore.timer",
-			ago(last), a.Warning.Describe(), fix))
-	}
+	r.Addf("last successful test restore: %s", plugin.Stamp(last))
+	age := job.JudgeAge(&r, last, a.Warning, a.Critical, now)
 	r.Perfdata = append(r.Perfdata, plugin.Seconds("age", age.Seconds(), a.Warning.Range, a.Critical.Range))
-
 	if tr.State != status.OK {
 		// The details (which backup, how many files) are of this run, not
 		// of the last success: only the age can be judged.
 		if r.State == plugin.OK {
-			r.Summary = fmt.Sprintf("last test restore succeeded %s ago; another is running (pid %d, for %s)", ago(last), tr.PID, ago(tr.Started))
+			r.Summary = fmt.Sprintf("last test restore succeeded %s ago; another is running (pid %d, for %s)", plugin.Ago(now, last), tr.PID, plugin.Ago(now, tr.Started))
 		}
-		r.Addf("thresholds: -w %s -c %s --max-backup-age %s --max-runtime %s", a.Warning, a.Critical, a.MaxBackupAge, a.MaxRuntime)
-		r.Addf("status file: %s (host %s, drym %s)", f.Path, tr.Host, tr.Version)
+		trailer(&r, f, a)
 		return r
 	}
-
 	if !tr.Verified {
 		r.Raise(plugin.Warning, fmt.Sprintf("the last test restore verified nothing: backup %s has no manifest to check files against; run backup_runner backup, then %s",
-			tr.Backup, fix))
+			tr.Backup, job.Fix))
 	}
-	backupAge := time.Duration(-1)
-	if !tr.BackupTime.IsZero() {
-		backupAge = max(tr.Started.Sub(tr.BackupTime), 0)
-		if backupAge > a.MaxBackupAge.D() {
-			r.Raise(plugin.Warning, fmt.Sprintf("the last test restore tested a backup that was %s old, older than --max-backup-age %s: newer backups are missing or not found; see check_backup_age, run backup_runner backup, then %s",
-				plugin.HumanDuration(backupAge.Round(time.Second)), a.MaxBackupAge, fix))
-		}
-		r.Perfdata = append(r.Perfdata, plugin.Seconds("backup_age", backupAge.Seconds(), plugin.Range{}, maxRange(a.MaxBackupAge.D())))
-	}
+	backupAge := judgeBackupAge(&r, tr, a.MaxBackupAge)
+	judgeFuture(&r, tr)
+	describe(&r, f, a, now, last, backupAge)
+	return r
+}
 
+// unusable is the result when there is nothing to judge: settings or
+// status file unusable, a status file of another host, timestamps in the
+// future. done is false when the file can be judged.
+func unusable(f facts, now time.Time) (r plugin.Result, done bool) {
+	switch {
+	case f.SettingsErr != nil:
+		return plugin.SettingsResult(f.SettingsErr), true
+	case f.ReadErr != nil:
+		return plugin.StatusError(f.ReadErr, "no test restore yet", job.Fix), true
+	}
+	tr := f.Status
+	if res, bad := plugin.HostMismatch(f.Path, tr.Host, f.SettingsPath, f.SettingsHost); bad {
+		return res, true
+	}
+	if err := status.CheckClock(tr.Common, now); err != nil {
+		return plugin.StatusError(fmt.Errorf("%s: %w", f.Path, err), "", job.Fix), true
+	}
+	if err := status.CheckClock(status.Common{Finished: lastSuccess(tr)}, now); err != nil {
+		return plugin.StatusError(fmt.Errorf("%s: last success: %w", f.Path, err), "", job.Fix), true
+	}
+	return plugin.Result{}, false
+}
+
+func jobRun(f facts) plugin.JobRun {
+	tr := f.Status
+	return plugin.JobRun{State: tr.State, PID: tr.PID, Started: tr.Started, Finished: tr.Finished, Alive: f.Alive}
+}
+
+// judgeLastRun raises what the last run itself says: still running (too
+// long, or its process gone) or failed (the first mismatch shown).
+func judgeLastRun(r *plugin.Result, f facts, maxRuntime plugin.Duration, now time.Time) {
+	tr := f.Status
+	switch tr.State {
+	case status.Running:
+		job.JudgeRunning(r, jobRun(f), maxRuntime, now)
+	case status.Failed:
+		why := tr.Error
+		if n := len(tr.Mismatches); n > 0 {
+			why = fmt.Sprintf("%d file(s) differ from the manifest, first: %s", n, tr.Mismatches[0])
+		}
+		what := "test restore"
+		if tr.Backup != "" {
+			what += " of " + tr.Backup
+		}
+		job.JudgeFailed(r, what, why, jobRun(f), now)
+		r.Addf("failed run: started %s, finished %s: %s", plugin.Stamp(tr.Started), plugin.Stamp(tr.Finished), tr.Error)
+		for _, m := range tr.Mismatches {
+			r.Addf("mismatch: %s", m)
+		}
+	}
+}
+
+// judgeBackupAge raises a tested backup that was already old when tested,
+// or that is dated after the test started (a future-dated object was
+// taken as the latest: the newest real backup was not tested). It returns
+// the age, or -1 when it is unknown.
+func judgeBackupAge(r *plugin.Result, tr *status.TestRestore, maxAge plugin.Duration) time.Duration {
+	if tr.BackupTime.IsZero() {
+		return -1
+	}
+	age, ok := plugin.PastAge(tr.Started, tr.BackupTime)
+	if !ok {
+		r.Raise(plugin.Unknown, fmt.Sprintf("the last test restore tested backup %s, dated %s after the test started: a future-dated object (planted, or made with a wrong clock) was taken as the latest, so the newest real backup was not tested: look at backup_runner list, fix the clock (timedatectl status), then %s",
+			shortName(tr.Backup), plugin.HumanDuration((-age).Round(time.Second)), job.Fix))
+		return -1
+	}
+	if age > maxAge.D() {
+		r.Raise(plugin.Warning, fmt.Sprintf("the last test restore tested a backup that was %s old, older than --max-backup-age %s: newer backups are missing or not found; see check_backup_age, run backup_runner backup, then %s",
+			plugin.HumanDuration(age.Round(time.Second)), maxAge, job.Fix))
+	}
+	r.Perfdata = append(r.Perfdata, plugin.Seconds("backup_age", age.Seconds(), plugin.Range{}, maxRange(maxAge.D())))
+	return age
+}
+
+// judgeFuture raises the future-dated objects the test restore found in
+// the destination (and never took as the latest).
+func judgeFuture(r *plugin.Result, tr *status.TestRestore) {
+	if tr.FutureCount == 0 {
+		return
+	}
+	first := ""
+	if len(tr.FutureObjects) > 0 {
+		first = " (first: " + plugin.Shorten(tr.FutureObjects[0], plugin.MaxWord) + ")"
+	}
+	r.Raise(plugin.Warning, fmt.Sprintf("%d backup object(s) in %s are dated more than %s in the future%s: planted, or made with a wrong clock; they were not tested: look at them with backup_runner list and fix the clock (timedatectl status) of the host that made them",
+		tr.FutureCount, tr.Destination, plugin.HumanDuration(status.ClockSkew), first))
+	for _, o := range tr.FutureObjects {
+		r.Addf("future-dated: %s", o)
+	}
+}
+
+// describe sets the OK summary and the detail lines and perfdata of a
+// successful run.
+func describe(r *plugin.Result, f facts, a args, now, last time.Time, backupAge time.Duration) {
+	tr := f.Status
 	dur := max(tr.Finished.Sub(tr.Started), 0)
 	if r.State == plugin.OK {
 		made := ""
@@ -152,22 +204,32 @@ func evaluate(f facts, a args, now time.Time) plugin.Result {
 			made = fmt.Sprintf(" (then %s old)", plugin.HumanDuration(backupAge.Round(time.Second)))
 		}
 		r.Summary = fmt.Sprintf("test restore %s ago verified %d files (%s) of backup %s%s, took %s",
-			ago(last), tr.Files, units.Bytes(tr.Bytes), shortName(tr.Backup), made, plugin.HumanDuration(dur.Round(time.Second)))
+			plugin.Ago(now, last), tr.Files, units.Bytes(tr.Bytes), shortName(tr.Backup), made, plugin.HumanDuration(dur.Round(time.Second)))
 	}
-	r.Addf("backup: %s from %s (made %s)", tr.Backup, tr.Destination, stamp(tr.BackupTime))
+	r.Addf("backup: %s from %s (made %s)", tr.Backup, tr.Destination, plugin.Stamp(tr.BackupTime))
 	r.Addf("verified: %d files, %s; object %s, sha256 %s", tr.Files, units.Bytes(tr.Bytes), units.Bytes(tr.ObjectBytes),
 		map[bool]string{true: "checked", false: "not checked"}[tr.SHA256Checked])
 	if tr.Fingerprint != "" {
 		r.Addf("decrypted with key %s", tr.Fingerprint)
 	}
-	r.Addf("thresholds: -w %s -c %s --max-backup-age %s --max-runtime %s", a.Warning, a.Critical, a.MaxBackupAge, a.MaxRuntime)
-	r.Addf("status file: %s (host %s, drym %s)", f.Path, tr.Host, tr.Version)
+	switch {
+	case tr.SignedBy != "":
+		r.Addf("statement signed by %s", tr.SignedBy)
+	case tr.Unsigned:
+		r.Addf("statement unsigned: accepted with --allow-unsigned")
+	}
+	trailer(r, f, a)
 	r.Perfdata = append(r.Perfdata,
 		plugin.Count("files", tr.Files),
 		plugin.Bytes("size", tr.Bytes),
 		plugin.Seconds("duration", dur.Seconds(), plugin.Range{}, plugin.Range{}),
 	)
-	return r
+}
+
+// trailer ends the long output: thresholds and the status file.
+func trailer(r *plugin.Result, f facts, a args) {
+	r.Addf("thresholds: -w %s -c %s --max-backup-age %s --max-runtime %s", a.Warning, a.Critical, a.MaxBackupAge, a.MaxRuntime)
+	r.Addf("status file: %s (host %s, drym %s)", f.Path, f.Status.Host, f.Status.Version)
 }
 
 // maxRange is the perfdata threshold "alert above d".

@@ -22,7 +22,7 @@ as user nagios, locally or through NRPE. It never writes anything.
 	    --max-backup-age DURATION  WARNING when the backup it tested was already older than this
 	                               when the test ran (default 2d)
 	    --max-runtime DURATION     WARNING when a test restore has been running longer (default 12h)
-	-t, --timeout DURATION         give up with UNKNOWN after this long (default 10s)
+	-t, --timeout DURATION         give up with UNKNOWN after this long (default 10s, not 0)
 	    --config FILE              settings file (default /etc/drym/drym.toml, env DRYM_CONFIG)
 	    --state-dir DIR            status directory (default: state_dir from the settings);
 	                               enough on its own when there is no settings file
@@ -45,6 +45,8 @@ so it never flaps.
 	WARNING   the backup it tested was older than           backups are not current: see check_backup_age,
 	          --max-backup-age when the test ran            run backup_runner backup, then backup_runner test-restore
 	WARNING   verified nothing (no manifest in the backup)  run backup_runner backup, then backup_runner test-restore
+	WARNING   the destination holds objects dated in the    look at them (backup_runner list); fix the clock
+	          future (future_count): never tested            of the host that made them (timedatectl status)
 	WARNING   a test restore runs longer than --max-runtime backup_runner status; look at the process
 	CRITICAL  last success older than -c                    run backup_runner test-restore; check the timer
 	CRITICAL  last test restore failed (first mismatch or   fix the cause, run backup_runner test-restore
@@ -56,6 +58,10 @@ so it never flaps.
 	UNKNOWN   status file unreadable, corrupt, or of an     fix permissions for group nagios / run
 	          unknown schema                                backup_runner test-restore / upgrade drym
 	UNKNOWN   timestamps in the future (clock skew)         fix the clock (NTP)
+	UNKNOWN   the tested backup is dated more than 5m after look at backup_runner list, fix the clock,
+	          the test started: a future-dated object was   run backup_runner test-restore
+	          taken as the latest (never clamped to 0)
+	UNKNOWN   status file of another host than the settings give each settings file its own state_dir
 	UNKNOWN   no answer within -t                           fix the hung mount, or raise -t
 
 While a test restore is running (and its pid alive) the check judges the

@@ -25,8 +25,9 @@ func (args) Description() string {
 
 func (args) Epilogue() string {
 	return `States: OK recent, verified test restore · WARNING older than -w, tested an old backup, verified nothing,
-running past --max-runtime · CRITICAL older than -c, failed (first mismatch shown), died, never, not set up ·
-UNKNOWN bad flags, unreadable/unknown status file, clock skew, timeout.
+running past --max-runtime, future-dated objects in the destination · CRITICAL older than -c, failed (first
+mismatch shown), died, never, not set up · UNKNOWN bad flags, unreadable/unknown status file, status file of
+another host, clock skew, a tested backup dated after the test, timeout.
 Perfdata: age=s;w;c;0 backup_age=s;;max;0 files size=B duration=s.
 Example: check_test_restore -w 8d -c 9d --max-backup-age 2d`
 }

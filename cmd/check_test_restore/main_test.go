@@ -145,6 +145,30 @@ func TestEvaluate(t *testing.T) {
 			tr.LastSuccess = now.Add(48 * time.Hour)
 			return ok(tr)
 		}(), nil, plugin.Unknown, "last success: timestamp in the future"},
+		{"unknown_backup_from_the_future", func() facts {
+			tr := restore(now, 2*day)
+			tr.BackupTime = tr.Started.Add(3 * time.Hour)
+			tr.Backup = objName(tr.BackupTime)
+			return ok(tr)
+		}(), nil, plugin.Unknown, "the last test restore tested backup 20260313T145640Z-0123456789abcdef0123456789abcdef, dated 3h after the test started: a future-dated object"},
+		{"ok_backup_within_skew", func() facts {
+			tr := restore(now, 2*day)
+			tr.BackupTime = tr.Started.Add(2 * time.Minute)
+			tr.Backup = objName(tr.BackupTime)
+			return ok(tr)
+		}(), nil, plugin.OK, "(then 0s old)"},
+		{"warning_future_objects", func() facts {
+			tr := restore(now, 2*day)
+			tr.FutureCount = 3
+			tr.FutureObjects = []string{objName(now.Add(400 * day)), objName(now.Add(401 * day)), objName(now.Add(402 * day))}
+			tr.SignedBy = "0123456789ABCDEF0123456789ABCDEF01234567"
+			return ok(tr)
+		}(), nil, plugin.Warning, "3 backup object(s) in s3://backups/drym are dated more than 5m in the future (first: web1/20270419T120000Z-0123456789abcdef0123456789abcdef.tar.zst.gpg): planted"},
+		{"unknown_host_mismatch", func() facts {
+			f := ok(restore(now, 2*day))
+			f.SettingsPath, f.SettingsHost = "/etc/drym/drym.toml", "db2"
+			return f
+		}(), nil, plugin.Unknown, `/var/lib/drym/test-restore.json is of host "web1" but the settings /etc/drym/drym.toml are for host "db2"`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -193,12 +217,15 @@ func TestBinary(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(schema, status.TestRestoreFile), []byte(`{"schema": 99}`), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	cfgDir := t.TempDir()
-	cfg := filepath.Join(cfgDir, "drym.toml")
 	state := writeState(t, restore(real, day))
-	if err := os.WriteFile(cfg, fmt.Appendf(nil, "sources = [\"/etc\"]\nstate_dir = %q\n[destination]\nurl = \"dir:///srv/backup\"\n", state), 0o644); err != nil {
-		t.Fatal(err)
+	hostCfg := func(host string) string {
+		cfg := filepath.Join(t.TempDir(), "drym.toml")
+		if err := os.WriteFile(cfg, fmt.Appendf(nil, "host = %q\nsources = [\"/etc\"]\nstate_dir = %q\n[destination]\nurl = \"dir:///srv/backup\"\n", host, state), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return cfg
 	}
+	cfg := hostCfg("web1")
 	tests := []struct {
 		name  string
 		env   []string
@@ -207,6 +234,18 @@ func TestBinary(t *testing.T) {
 		first string
 	}{
 		{"ok", nil, []string{"--state-dir", writeState(t, restore(real, day))}, 0, "OK: test restore 1d ago verified 14203 files"},
+		{"backup from the future", nil, []string{"--state-dir", writeState(t, func() *status.TestRestore {
+			tr := restore(real, day)
+			tr.BackupTime = tr.Started.Add(2 * time.Hour)
+			return tr
+		}())}, 3, "UNKNOWN: the last test restore tested backup"},
+		{"future objects", nil, []string{"--state-dir", writeState(t, func() *status.TestRestore {
+			tr := restore(real, day)
+			tr.FutureCount, tr.FutureObjects = 1, []string{objName(real.Add(300 * day))}
+			return tr
+		}())}, 1, "WARNING: 1 backup object(s) in s3://backups/drym are dated more than 5m in the future"},
+		{"other host", nil, []string{"--config", hostCfg("db2")}, 3, `UNKNOWN: ` + filepath.Join(state, status.TestRestoreFile) + ` is of host "web1" but the settings`},
+		{"zero timeout", nil, []string{"--config", cfg, "-t", "0"}, 3, "UNKNOWN: bad command line: -t/--timeout must be longer than 0"},
 		{"ok via DRYM_CONFIG", []string{"DRYM_CONFIG=" + cfg}, nil, 0, "OK: test restore 1d ago"},
 		{"ok via --config", nil, []string{"--config", cfg}, 0, "OK: test restore 1d ago"},
 		{"warning", nil, []string{"--state-dir", writeState(t, restore(real, 8*day+time.Hour))}, 1, "WARNING: last successful test restore 8d1h ago"},

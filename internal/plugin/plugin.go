@@ -139,12 +139,21 @@ const (
 	MaxOutput    = 4096
 	maxFirstLine = 1000
 	maxLongLine  = 500
+	// MaxWord bounds one word (a path, an object name, a key) on the first
+	// line: a 4 KiB path must not push the fix, which ends the line, out
+	// of what Nagios shows.
+	MaxWord = 160
 )
 
 // FirstLine is the first line as printed: "STATE: summary", one line, with
-// '|' (the perfdata separator) replaced, at most maxFirstLine bytes.
+// '|' (the perfdata separator) replaced, every word of more than MaxWord
+// bytes shortened in its middle, at most maxFirstLine bytes.
 func (r Result) FirstLine() string {
-	s := clean(r.Summary, maxFirstLine-40)
+	words := strings.Fields(r.Summary)
+	for i, w := range words {
+		words[i] = Shorten(w, MaxWord)
+	}
+	s := clean(strings.Join(words, " "), maxFirstLine-40)
 	if s == "" {
 		s = "no result (this is a bug in drym: please report it)"
 	}
@@ -152,6 +161,25 @@ func (r Result) FirstLine() string {
 		s += fmt.Sprintf(" (+%d more below)", n)
 	}
 	return r.State.String() + ": " + s
+}
+
+// Shorten returns s if it has at most max bytes, else its start and end
+// around "…" in max bytes or fewer (a path keeps its file name), without
+// splitting a UTF-8 sequence.
+func Shorten(s string, max int) string {
+	if len(s) <= max {
+		return s
+	}
+	keep := max - len("…")
+	head, tail := keep/2, keep-keep/2
+	for head > 0 && (s[head]&0xC0) == 0x80 {
+		head--
+	}
+	from := len(s) - tail
+	for from < len(s) && (s[from]&0xC0) == 0x80 {
+		from++
+	}
+	return s[:head] + "…" + s[from:]
 }
 
 // clean makes s safe as one line of plugin output.

@@ -101,3 +101,34 @@ func TestCleanKeepsUTF8(t *testing.T) {
 		}
 	}
 }
+
+// A long path on the first line is shortened in its middle so the fix at
+// the end of the line survives.
+func TestFirstLineKeepsTheFix(t *testing.T) {
+	long := "/srv/" + strings.Repeat("deep/", 800) + "file.txt"
+	r := Result{State: Warning, Summary: "cannot read " + long + ": permission denied: fix it and run backup_runner backup"}
+	first := r.FirstLine()
+	if !strings.HasSuffix(first, "run backup_runner backup") || len(first) > 300 {
+		t.Fatalf("%d bytes: %s", len(first), first)
+	}
+	if !strings.Contains(first, "/srv/deep/") || !strings.Contains(first, "/file.txt: permission") {
+		t.Fatalf("the path lost its start or its file name: %s", first)
+	}
+}
+
+func TestShorten(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		max  int
+		want string
+	}{
+		{"short", 10, "short"},
+		{"0123456789abcdef", 10, "012…cdef"},
+		{"ééééééééééé", 10, "é…éé"},
+	} {
+		got := Shorten(tc.in, tc.max)
+		if got != tc.want || len(got) > tc.max {
+			t.Errorf("Shorten(%q, %d) = %q, want %q", tc.in, tc.max, got, tc.want)
+		}
+	}
+}

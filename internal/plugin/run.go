@@ -20,24 +20,32 @@ import (
 	"github.com/drym-backup/drym/internal/version"
 )
 
-// Common holds the flags every drym check has. Embed it (not a pointer) in
-// the check's go-arg struct; the check adds its own -w/-c with its defaults.
-type Common struct {
-	Timeout  Duration `arg:"-t,--timeout" default:"10s" placeholder:"DURATION" help:"give up with UNKNOWN after this long (e.g. 10s, 1m, or seconds)"`
-	Config   string   `arg:"--config,env:DRYM_CONFIG" placeholder:"FILE" help:"drym settings file [default: /etc/drym/drym.toml]"`
-	StateDir string   `arg:"--state-dir" placeholder:"DIR" help:"directory of the status files [default: state_dir from the settings, /var/lib/drym]"`
-	Verbose  bool     `arg:"-v,--verbose" help:"log each step on stderr"`
+// Base holds the flags every drym check has, those of a check that reads no
+// host settings (check_backup_fleet) included: -t and -v (and --version).
+type Base struct {
+	Timeout Duration `arg:"-t,--timeout" default:"10s" placeholder:"DURATION" help:"give up with UNKNOWN after this long (e.g. 10s, 1m, or seconds; more than 0)"`
+	Verbose bool     `arg:"-v,--verbose" help:"log each step on stderr"`
 
 	stderr io.Writer
 }
 
+// Common holds the flags of a check that reads a host's settings and
+// status files: Base, --config and --state-dir. Embed it (not a pointer)
+// in the check's go-arg struct; the check adds its own -w/-c with its
+// defaults.
+type Common struct {
+	Base
+	Config   string `arg:"--config,env:DRYM_CONFIG" placeholder:"FILE" help:"drym settings file [default: /etc/drym/drym.toml]"`
+	StateDir string `arg:"--state-dir" placeholder:"DIR" help:"directory of the status files [default: state_dir from the settings, /var/lib/drym]"`
+}
+
 // Version is printed by --version and atop --help (go-arg's Versioned).
-func (Common) Version() string { return "drym " + version.Version }
+func (Base) Version() string { return "drym " + version.Version }
 
-func (c *Common) common() *Common { return c }
+func (b *Base) base() *Base { return b }
 
-// Args is implemented by every struct that embeds Common.
-type Args interface{ common() *Common }
+// Args is implemented by every struct that embeds Base (or Common).
+type Args interface{ base() *Base }
 
 // Validator is implemented by Args that check flag combinations after
 // parsing; an error exits 3 like a bad flag.
@@ -47,7 +55,8 @@ type Validator interface{ Validate() error }
 type Check struct {
 	// Name is the program name shown in usage and messages.
 	Name string
-	// Args points to the check's go-arg struct, which embeds Common and may
+	// Args points to the check's go-arg struct, which embeds Common (or
+	// Base) and may
 	// implement Description() and Epilogue() (go-arg) and Validator.
 	Args Args
 	// Run gathers and evaluates. It runs in its own goroutine under the -t
@@ -91,6 +100,9 @@ func (c Check) exec(p *nagios.Plugin, argv []string, stdout, stderr io.Writer) {
 	}
 	err = parser.Parse(argv)
 	if err == nil {
+		err = c.Args.base().validate()
+	}
+	if err == nil {
 		if v, ok := c.Args.(Validator); ok {
 			err = v.Validate()
 		}
@@ -102,7 +114,7 @@ func (c Check) exec(p *nagios.Plugin, argv []string, stdout, stderr io.Writer) {
 		return
 	case errors.Is(err, arg.ErrVersion):
 		quiet(p)
-		fmt.Fprintf(stdout, "%s %s\n", c.Name, c.Args.common().Version())
+		fmt.Fprintf(stdout, "%s %s\n", c.Name, c.Args.base().Version())
 		return
 	case err != nil:
 		var usage bytes.Buffer
@@ -115,16 +127,21 @@ func (c Check) exec(p *nagios.Plugin, argv []string, stdout, stderr io.Writer) {
 		return
 	}
 
-	cm := c.Args.common()
+	cm := c.Args.base()
 	cm.stderr = io.Discard
 	if cm.Verbose {
 		cm.stderr = stderr
 	}
-	timeout := cm.Timeout.D()
-	if timeout <= 0 {
-		timeout = 10 * time.Second
+	Render(p, c.runWithDeadline(cm, cm.Timeout.D()))
+}
+
+// validate refuses a timeout of 0: it would either wait for ever (the
+// opposite of what -t is for) or silently mean the default.
+func (c *Base) validate() error {
+	if c.Timeout.D() <= 0 {
+		return errors.New("-t/--timeout must be longer than 0 (e.g. -t 10s)")
 	}
-	Render(p, c.runWithDeadline(cm, timeout))
+	return nil
 }
 
 // quiet makes ReturnCheckResults print nothing and exit 0 (help, version).
@@ -140,7 +157,7 @@ type outcome struct {
 	stack    []byte
 }
 
-func (c Check) runWithDeadline(cm *Common, timeout time.Duration) Result {
+func (c Check) runWithDeadline(cm *Base, timeout time.Duration) Result {
 	act := &activity{what: "starting", log: cm.stderr, start: time.Now()}
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()

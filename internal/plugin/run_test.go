@@ -58,6 +58,8 @@ func TestExecFlags(t *testing.T) {
 		{"bad threshold", []string{"-w", "26x"}, 3, "UNKNOWN: bad command line: error processing", "unknown unit"},
 		{"bad range", []string{"-w", "2h:1h"}, 3, "UNKNOWN: bad command line:", "start is greater than end"},
 		{"bad timeout", []string{"-t", "soon"}, 3, "UNKNOWN: bad command line:", "--timeout"},
+		{"zero timeout", []string{"-t", "0"}, 3, "UNKNOWN: bad command line: -t/--timeout must be longer than 0", ""},
+		{"zero timeout unit", []string{"--timeout", "0s"}, 3, "UNKNOWN: bad command line: -t/--timeout must be longer than 0", ""},
 		{"bad percent", []string{"--shrink", "150%"}, 3, "UNKNOWN: bad command line:", "bad percentage"},
 		{"missing value", []string{"-w"}, 3, "UNKNOWN: bad command line:", "missing value"},
 		{"positional", []string{"extra"}, 3, "UNKNOWN: bad command line:", "extra"},

@@ -36,3 +36,16 @@ func StatusError(err error, missing, fix string) Result {
 	}
 	return Result{State: Unknown, Summary: msg}
 }
+
+// HostMismatch is UNKNOWN naming both hosts when a status file is of
+// another host than the settings: two settings files sharing a state
+// directory would make one host's failures read as the other's success.
+// ok is false when they agree (or there is no settings file to compare).
+func HostMismatch(statusPath, statusHost, settingsPath, settingsHost string) (r Result, bad bool) {
+	if settingsHost == "" || statusHost == settingsHost {
+		return Result{}, false
+	}
+	return Result{State: Unknown, Summary: fmt.Sprintf(
+		"%s is of host %q but the settings %s are for host %q: do two hosts share this state directory? give each settings file its own state_dir (backup_runner init --state-dir DIR)",
+		statusPath, statusHost, settingsPath, settingsHost)}, true
+}

@@ -166,6 +166,9 @@ func (b *bench) run() error {
 				return err
 			}
 		}
+		if err := b.fleet(); err != nil { // scripts/bench/fleet.go
+			return err
+		}
 	}
 	if err := b.checks(); err != nil {
 		return err

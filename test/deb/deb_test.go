@@ -24,6 +24,7 @@ var wantPaths = []string{
 	"/usr/lib/nagios/plugins/check_backup_age",
 	"/usr/lib/nagios/plugins/check_test_restore",
 	"/usr/lib/nagios/plugins/check_key_escrow",
+	"/usr/lib/nagios/plugins/check_backup_fleet",
 	"/etc/nagios/nrpe.d/drym.cfg",
 	"/lib/systemd/system/drym-backup.service",
 	"/lib/systemd/system/drym-backup.timer",
@@ -37,6 +38,7 @@ var wantPaths = []string{
 	"/usr/share/doc/drym/examples/icinga2/drym-services.conf",
 	"/usr/share/doc/drym/examples/nagios/drym-commands.cfg",
 	"/usr/share/doc/drym/examples/nagios/drym-templates.cfg",
+	"/usr/share/doc/drym/examples/s3/monitoring-server-read-only-policy.json",
 }
 
 var debNameRe = regexp.MustCompile(`^drym_[0-9][A-Za-z0-9.+~]*_amd64\.deb$`)

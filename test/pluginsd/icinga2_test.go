@@ -94,6 +94,19 @@ func parseServices(out string) []icingaService {
 	return svcs
 }
 
+// serviceBlock is the object list output of one service ("" when absent).
+func serviceBlock(out, name string) string {
+	start := strings.Index(out, "Object '"+name+"' of type 'Service':")
+	if start < 0 {
+		return ""
+	}
+	rest := out[start+1:]
+	if end := strings.Index(rest, "\nObject '"); end >= 0 {
+		rest = rest[:end]
+	}
+	return rest
+}
+
 // TestIcinga2Config includes plugins.d/icinga2 from Debian's stock
 // icinga2.conf, adds hosts marked for local and NRPE checks, and requires
 // icinga2 daemon -C to validate it without a warning and the apply rules to
@@ -107,13 +120,17 @@ func TestIcinga2Config(t *testing.T) {
 		want    []icingaService
 	}{
 		{
-			name: "local, nrpe and both",
+			name: "local, nrpe, both, from the store, fleet",
 			hosts: `
 object Host "h-local" { check_command = "dummy"; address = "127.0.0.1"; vars.drym = true
   vars.drym_backup_age_warning = "30h"; vars.drym_backup_age_remote = true }
 object Host "h-nrpe" { check_command = "dummy"; address = "127.0.0.1"; vars.drym_nrpe = true; vars.nrpe_no_ssl = true }
 object Host "h-both" { check_command = "dummy"; address = "127.0.0.1"; vars.drym = true; vars.drym_nrpe = true }
 object Host "h-none" { check_command = "dummy"; address = "127.0.0.1" }
+object Host "web3" { check_command = "dummy"; address = "192.0.2.3"; vars.drym_storage = true }
+object Host "h-nrpe-store" { check_command = "dummy"; address = "127.0.0.1"; vars.drym_nrpe = true; vars.drym_storage = true; vars.drym_host = "db1" }
+object Host "monitoring" { check_command = "dummy"; address = "127.0.0.1"; vars.drym_fleet = true
+  vars.drym_backup_fleet_inventory = "/etc/drym/hosts" }
 `,
 			want: []icingaService{
 				{"h-both", "drym-backup-age", "nrpe", "check_backup_age"},
@@ -125,6 +142,14 @@ object Host "h-none" { check_command = "dummy"; address = "127.0.0.1" }
 				{"h-nrpe", "drym-backup-age", "nrpe", "check_backup_age"},
 				{"h-nrpe", "drym-key-escrow", "nrpe", "check_key_escrow"},
 				{"h-nrpe", "drym-test-restore", "nrpe", "check_test_restore"},
+				{"h-nrpe-store", "drym-backup-age", "nrpe", "check_backup_age"},
+				{"h-nrpe-store", "drym-backup-storage", "drym_backup_age", ""},
+				{"h-nrpe-store", "drym-escrow-storage", "drym_key_escrow", ""},
+				{"h-nrpe-store", "drym-key-escrow", "nrpe", "check_key_escrow"},
+				{"h-nrpe-store", "drym-test-restore", "nrpe", "check_test_restore"},
+				{"monitoring", "drym-backup-fleet", "drym_backup_fleet", ""},
+				{"web3", "drym-backup-storage", "drym_backup_age", ""},
+				{"web3", "drym-escrow-storage", "drym_key_escrow", ""},
 			},
 		},
 		{
@@ -166,6 +191,16 @@ object Host "h-none" { check_command = "dummy"; address = "127.0.0.1" }
 			if !slices.Equal(got, tt.want) {
 				t.Fatalf("drym services:\n got %v\nwant %v", got, tt.want)
 			}
+			// The storage-side services judge the host by its drym name.
+			for svc, want := range map[string]string{
+				"web3!drym-backup-storage":         `* drym_backup_age_host = "web3"`,
+				"h-nrpe-store!drym-backup-storage": `* drym_backup_age_host = "db1"`,
+				"web3!drym-escrow-storage":         `* drym_key_escrow_host = "web3"`,
+			} {
+				if b := serviceBlock(r.stdout, svc); b != "" && !strings.Contains(b, want) {
+					t.Errorf("%s lacks %s:\n%s", svc, want, b)
+				}
+			}
 		})
 	}
 }
@@ -173,9 +208,10 @@ object Host "h-none" { check_command = "dummy"; address = "127.0.0.1" }
 // checkFlags are every flag of every check (docs/REFERENCE.md): the
 // CheckCommand of each must offer all of them as arguments.
 var checkFlags = map[string][]string{
-	"check_backup_age":   {"--warning", "--critical", "--timeout", "--config", "--state-dir", "-v", "--remote", "--max-runtime", "--shrink-warning"},
+	"check_backup_age":   {"--warning", "--critical", "--timeout", "--config", "--state-dir", "-v", "--remote", "--max-runtime", "--shrink-warning", "--remote-verify", "--host", "--monitoring-config"},
 	"check_test_restore": {"--warning", "--critical", "--timeout", "--config", "--state-dir", "-v", "--max-backup-age", "--max-runtime"},
-	"check_key_escrow":   {"--warning", "--critical", "--timeout", "--config", "--state-dir", "-v", "--zip", "--expiry-warning", "--expiry-critical"},
+	"check_key_escrow":   {"--warning", "--critical", "--timeout", "--config", "--state-dir", "-v", "--zip", "--expiry-warning", "--expiry-critical", "--host", "--monitoring-config"},
+	"check_backup_fleet": {"--warning", "--critical", "--timeout", "-v", "--shrink-warning", "--inventory", "--escrow-proof", "--concurrency", "--worst", "--monitoring-config"},
 }
 
 var (

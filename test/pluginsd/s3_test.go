@@ -71,6 +71,12 @@ func TestS3Policies(t *testing.T) {
 			resourcePrefixes: []string{"arn:aws:s3:::BUCKET/PREFIX/HOST/", "arn:aws:s3:::BUCKET"},
 		},
 		{
+			file:  "monitoring-server-read-only-policy.json",
+			allow: []string{"s3:GetObject", "s3:ListBucket"},
+			resourcePrefixes: []string{"arn:aws:s3:::BUCKET/PREFIX/", "arn:aws:s3:::BUCKET",
+				"arn:aws:s3:::ESCROW_BUCKET/ESCROW_PREFIX/drym-escrow-", "arn:aws:s3:::ESCROW_BUCKET"},
+		},
+		{
 			file:             "escrow-policy.json",
 			allow:            []string{"s3:GetBucketObjectLockConfiguration", "s3:GetBucketVersioning", "s3:GetObject", "s3:ListBucket", "s3:PutObject"},
 			resourcePrefixes: []string{"arn:aws:s3:::ESCROW_BUCKET/ESCROW_PREFIX/drym-escrow-HOST-", "arn:aws:s3:::ESCROW_BUCKET"},

@@ -45,7 +45,7 @@ func Golden(t testing.TB, name, got string) {
 
 // fixes are the marks of a first line that names its fix: a drym command,
 // a flag, or the admin action the message spells out.
-var fixes = []string{"backup_runner ", "--", "upgrade drym", "group nagios", "timedatectl", "systemctl"}
+var fixes = []string{"backup_runner ", "--", "upgrade drym", "group nagios", "timedatectl", "systemctl", "read_profile"}
 
 // NamesFix reports whether a first line names a command or action that
 // fixes the problem.

@@ -1,0 +1,249 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/alexflint/go-arg"
+
+	"github.com/drym-backup/drym/internal/evidence/evidencetest"
+	"github.com/drym-backup/drym/internal/plugin"
+	"github.com/drym-backup/drym/internal/plugin/plugintest"
+	"github.com/drym-backup/drym/internal/store"
+	"github.com/drym-backup/drym/internal/testutil"
+)
+
+func TestMain(m *testing.M) { plugintest.Main(m) }
+
+func defaults(t testing.TB, argv ...string) args {
+	t.Helper()
+	var a args
+	p, err := arg.NewParser(arg.Config{IgnoreEnv: true}, &a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Parse(argv); err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
+const where = "s3://backups/drym"
+
+func ok(host string, age time.Duration) verdict {
+	return verdict{Host: host, State: plugin.OK, Age: age, Requests: 6,
+		Line: fmt.Sprintf("%s: last backup %s ago, 1.2 GiB, signed by the host key (pinned key /etc/drym/keys/%s.pub.asc), encrypted to a key in its escrow", host, plugin.HumanDuration(age), host)}
+}
+
+func fleet(vs ...verdict) facts {
+	n := 1
+	for _, v := range vs {
+		n += v.Requests
+	}
+	inv := make([]string, 0, len(vs))
+	for _, v := range vs {
+		inv = append(inv, v.Host)
+	}
+	return facts{Settings: "/etc/drym/monitoring.toml", Where: where, Inventory: inv, InventoryOf: "/etc/drym/hosts",
+		Verdicts: vs, Requests: n, Took: 1234 * time.Millisecond}
+}
+
+func TestEvaluate(t *testing.T) {
+	never := verdict{Host: "db2", State: plugin.Critical, Age: -1,
+		Line: "never backed up: " + where + " has no folder for db2: run backup_runner init on db2 (then backup_runner backup)"}
+	stale := verdict{Host: "web3", State: plugin.Critical, Age: 60 * time.Hour, Requests: 6,
+		Line: "the last backup of web3 was stored 2d12h ago, older than 50h (-c): run backup_runner backup on web3 and check its timer (systemctl status drym-backup.timer)"}
+	late := verdict{Host: "web2", State: plugin.Warning, Age: 27 * time.Hour, Requests: 6,
+		Line: "the last backup of web2 was stored 1d3h ago, older than 26h (-w): run backup_runner backup on web2 and check its timer (systemctl status drym-backup.timer)"}
+	stray := verdict{Host: "lab7", State: plugin.Warning, Age: -1,
+		Line: "unmonitored: lab7 has backups in " + where + " but is not in the inventory /etc/drym/hosts: add it there (and give it its services), or remove its backups"}
+	slow := verdict{Host: "web9", State: plugin.Unknown, Age: -1, Line: "not judged within -t: raise -t or --concurrency (check_backup_age --host web9 judges it alone)"}
+	tests := []struct {
+		name  string
+		f     facts
+		argv  []string
+		state plugin.State
+		first string
+	}{
+		{"ok", fleet(ok("web1", 3*time.Hour), ok("web2", 20*time.Hour), ok("db1", 5*time.Hour)), nil, plugin.OK,
+			"all 3 hosts backed up: the oldest newest backup is 20h old (web2)"},
+		{"critical_mix", fleet(ok("web1", 3*time.Hour), late, stale, never, stray, ok("db1", 5*time.Hour)), nil, plugin.Critical,
+			"2 CRITICAL (db2, web3), 2 WARNING (lab7, web2), 2 OK of 6 hosts: see each host below; check_backup_age --host HOST judges one"},
+		{"critical_worst_named", fleet(ok("web1", 3*time.Hour), late, stale, never, stray), []string{"--worst", "2"}, plugin.Critical,
+			"2 CRITICAL (db2, web3), 2 WARNING (…), 1 OK of 5 hosts"},
+		{"unknown_not_reached", fleet(ok("web1", 3*time.Hour), slow, late), nil, plugin.Unknown, "1 UNKNOWN (web9), 1 WARNING (web2), 1 OK of 3 hosts"},
+		{"unknown_settings", facts{SettingsErr: errors.New("no monitoring settings /etc/drym/monitoring.toml (write one: see docs/CHECKS.md, or pass --monitoring-config)")}, nil, plugin.Unknown,
+			"no monitoring settings /etc/drym/monitoring.toml"},
+		{"unknown_denied", facts{Settings: "/etc/drym/monitoring.toml", Where: where,
+			ListErr: fmt.Errorf("s3://backups/drym/: ListObjectsV2 denied (AccessDenied): %w", store.ErrDenied)}, nil, plugin.Unknown,
+			"cannot list the hosts in s3://backups/drym"},
+		{"unknown_inventory", facts{InventoryErr: errors.New("/etc/drym/hosts:3: \"web 4\" is not a host name")}, nil, plugin.Unknown,
+			"\"web 4\" is not a host name: correct the inventory"},
+		{"critical_no_host", facts{Settings: "/etc/drym/monitoring.toml", Where: where}, nil, plugin.Critical, "no host: s3://backups/drym holds no backup"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := evaluate(tt.f, defaults(t, tt.argv...))
+			if r.State != tt.state {
+				t.Errorf("state %v, want %v: %s", r.State, tt.state, r.Summary)
+			}
+			out := plugin.Format(r)
+			first, _, _ := strings.Cut(out, "\n")
+			if !strings.Contains(first, tt.first) {
+				t.Errorf("first line\n%s\nlacks\n%s", first, tt.first)
+			}
+			if r.State != plugin.OK && !plugintest.NamesFix(first) {
+				t.Errorf("non-OK first line names no fix: %s", first)
+			}
+			plugintest.Golden(t, tt.name, out)
+		})
+	}
+}
+
+func TestTargets(t *testing.T) {
+	got := targets([]string{"a", "b", "c"}, "/etc/drym/hosts", []string{"b", "c", "d"}, where)
+	var line []string
+	for _, tg := range got {
+		s := tg.Host
+		if tg.Fixed != nil {
+			s += "=" + tg.Fixed.State.String()
+		}
+		line = append(line, s)
+	}
+	if strings.Join(line, " ") != "a=CRITICAL b c d=WARNING" {
+		t.Fatalf("targets: %v", line)
+	}
+	if got := targets(nil, "", []string{"x", "y"}, where); len(got) != 2 || got[0].Fixed != nil {
+		t.Fatalf("without an inventory: %+v", got)
+	}
+}
+
+// monitoring writes monitoring settings for srv reached through endpoint.
+func monitoring(t *testing.T, srv *testutil.S3Server, endpoint, keys, extra string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "monitoring.toml")
+	cfg := fmt.Sprintf("keys = %q\n%s\n[destination]\nurl = \"s3://%s/drym\"\nendpoint = %q\npath_style = true\nread_profile = %q\n\n[escrow]\nurl = \"s3://%s/keys\"\nendpoint = %q\npath_style = true\nread_profile = %q\n",
+		keys, extra, srv.Bucket, endpoint, srv.ReadProfile, srv.Bucket, endpoint, srv.ReadProfile)
+	if err := os.WriteFile(p, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// One sweep over a mix of hosts on a real S3 server: the counts are right,
+// an inventory host without a backup is CRITICAL, a host in the bucket but
+// not in the inventory is WARNING; and the requests per host do not grow
+// with the objects a host stored (3 or 10,000).
+func TestBinaryFleet(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts versitygw")
+	}
+	srv := testutil.StartS3(t)
+	proxy := testutil.StartCountingProxy(t, srv.Endpoint)
+	keys := t.TempDir()
+	sink := evidencetest.S3Sink(srv)
+	now := time.Now().UTC()
+	ago := func(d time.Duration) time.Time { return now.Add(-d) }
+	add := func(name string, ages ...time.Duration) *evidencetest.Host {
+		h := evidencetest.NewHost(t, name, "drym", "keys", sink)
+		h.PinKey(t, keys)
+		h.Escrow(t, ago(40*24*time.Hour), ago(40*24*time.Hour))
+		for _, a := range ages {
+			h.Backup(t, ago(a+5*time.Minute), ago(a), 2000)
+		}
+		return h
+	}
+	add("web1", 27*time.Hour, 3*time.Hour)
+	add("web2", 30*time.Hour) // WARNING: older than 26h
+	add("web3", 70*time.Hour) // CRITICAL: older than 50h
+	add("lab7", 2*time.Hour)  // not in the inventory
+	big := add("big1", 48*time.Hour, 2*time.Hour)
+	// 10,000 older objects for big1, written straight into versitygw's
+	// directory: the sweep must not read them.
+	dir := filepath.Join(srv.Dir, "data", srv.Bucket, "drym", "big1")
+	for i := range 10000 - 6 {
+		made := ago(time.Duration(4*24+i) * time.Hour)
+		p := filepath.Join(dir, made.Format("20060102T150405Z")+fmt.Sprintf("-%032x.tar.zst.gpg", i))
+		if err := os.WriteFile(p, []byte("old"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		os.Chtimes(p, made, made)
+	}
+	_ = big
+	inventory := filepath.Join(t.TempDir(), "hosts")
+	os.WriteFile(inventory, []byte("# the fleet\nweb1\nweb2\nweb3\nbig1\ndb2   # never set up\n"), 0o644)
+	cfg := monitoring(t, srv, proxy.URL, keys, "")
+	env := append(srv.Env(), "AWS_CA_BUNDLE=", "DRYM_MONITORING_CONFIG="+cfg)
+
+	proxy.Reset()
+	r := plugintest.Run(t, "check_backup_fleet", env, "--inventory", inventory, "-t", "60")
+	if r.Code != 2 || !strings.HasPrefix(r.First(), "CRITICAL: 2 CRITICAL (db2, web3), 2 WARNING (lab7, web2), 2 OK of 6 hosts") {
+		t.Fatalf("exit %d:\n%s%s", r.Code, r.Stdout, r.Stderr)
+	}
+	for _, want := range []string{"'hosts_critical'=2;", "'hosts_warning'=2;", "'hosts_ok'=2;", "'hosts'=6;",
+		"CRITICAL db2: never backed up", "WARNING lab7: unmonitored", "CRITICAL web3: the last backup of web3 was stored 2d22h ago"} {
+		if !strings.Contains(r.Stdout, want) {
+			t.Errorf("output lacks %q:\n%s", want, r.Stdout)
+		}
+	}
+	per := map[string]int{}
+	for _, q := range proxy.Requests() {
+		k := q.Key(srv.Bucket)
+		switch {
+		case strings.HasPrefix(k, "drym/"):
+			if host, _, ok := strings.Cut(strings.TrimPrefix(k, "drym/"), "/"); ok {
+				per[host]++
+			}
+		case strings.HasPrefix(k, "keys/drym-escrow-"):
+			host := strings.TrimPrefix(k, "keys/drym-escrow-")
+			host = host[:strings.IndexByte(host, '-')]
+			per[host]++
+		}
+	}
+	t.Logf("requests per host: %v (total %d)", per, proxy.Total())
+	if per["web1"] != 6 || per["big1"] != per["web1"] {
+		t.Errorf("requests: web1 %d, big1 (10,000 objects) %d; want 6 each (4 for the backup, 2 for the escrow)", per["web1"], per["big1"])
+	}
+	if per["db2"] != 0 || per["lab7"] != 0 {
+		t.Errorf("hosts judged without a request cost some: db2 %d, lab7 %d", per["db2"], per["lab7"])
+	}
+
+	// One host alone, through check_backup_age --host: the same 6 requests.
+	for _, host := range []string{"web1", "big1"} {
+		proxy.Reset()
+		r := plugintest.Run(t, "check_backup_age", env, "--host", host)
+		if r.Code != 0 || proxy.Total() != 6 {
+			t.Errorf("check_backup_age --host %s: exit %d, %d requests:\n%s", host, r.Code, proxy.Total(), r.Stdout)
+		}
+	}
+}
+
+// An endpoint that accepts and never answers: UNKNOWN within -t, for the
+// sweep and for one host.
+func TestBinaryHungEndpoint(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts versitygw")
+	}
+	srv := testutil.StartS3(t)
+	proxy := testutil.StartCountingProxy(t, srv.Endpoint)
+	proxy.Hang(true)
+	cfg := monitoring(t, srv, proxy.URL, t.TempDir(), "")
+	env := append(srv.Env(), "AWS_CA_BUNDLE=", "DRYM_MONITORING_CONFIG="+cfg)
+	for _, run := range []struct {
+		check string
+		argv  []string
+	}{{"check_backup_fleet", nil}, {"check_backup_age", []string{"--host", "web1"}}, {"check_key_escrow", []string{"--host", "web1"}}} {
+		r := plugintest.Run(t, run.check, env, append(run.argv, "-t", "2")...)
+		if r.Code != 3 || !strings.HasPrefix(r.Stdout, "UNKNOWN: ") {
+			t.Errorf("%s: exit %d:\n%s", run.check, r.Code, r.Stdout)
+		}
+		if r.Took > 3*time.Second {
+			t.Errorf("%s: took %v with -t 2", run.check, r.Took)
+		}
+	}
+}

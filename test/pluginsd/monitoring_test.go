@@ -1,0 +1,200 @@
+package pluginsd
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/smithy-go"
+
+	"github.com/drym-backup/drym/internal/crypt"
+	"github.com/drym-backup/drym/internal/evidence/evidencetest"
+	"github.com/drym-backup/drym/internal/plugin/plugintest"
+	"github.com/drym-backup/drym/internal/testutil"
+)
+
+// TestMonitoringServerPolicy installs monitoring-server-read-only-policy.json
+// for the read user on a real S3 server (versitygw), beside the hosts'
+// put-only and escrow policies, and proves both sides of it: the storage-
+// side checks and the fleet sweep work with it, and it can neither write,
+// delete, nor read an escrow zip (which holds a bare secret key).
+func TestMonitoringServerPolicy(t *testing.T) {
+	srv := testutil.StartS3(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	policy := bucketPolicy(t, srv.Bucket, [][2]string{
+		{"backup-put-only-policy.json", "drymput"},
+		{"escrow-policy.json", "drymput"},
+		{"monitoring-server-read-only-policy.json", "drymread"},
+	})
+	if _, err := srv.Root().PutBucketPolicy(ctx, &s3.PutBucketPolicyInput{Bucket: &srv.Bucket, Policy: &policy}); err != nil {
+		t.Fatalf("put bucket policy: %v\n%s", err, policy)
+	}
+
+	// The fleet: web1 healthy, web2 stale, lab7 not in the inventory, db2
+	// in the inventory and never backed up.
+	keys := publicDir(t)
+	sink := evidencetest.S3Sink(srv)
+	now := time.Now().UTC()
+	ago := func(d time.Duration) time.Time { return now.Add(-d) }
+	zips := map[string]string{}
+	objects := map[string]string{}
+	for _, h := range []struct {
+		name string
+		age  time.Duration
+	}{{"web1", 3 * time.Hour}, {"web2", 4 * 24 * time.Hour}, {"lab7", time.Hour}} {
+		host := evidencetest.NewHost(t, h.name, "drym", "keys", sink)
+		host.PinKey(t, keys)
+		zips[h.name] = host.Escrow(t, ago(30*24*time.Hour), ago(30*24*time.Hour))
+		objects[h.name] = host.Backup(t, ago(h.age+5*time.Minute), ago(h.age), 3000).Object
+	}
+
+	read := srv.ReadOnly()
+	for _, tc := range []struct {
+		op, key string
+		ok      bool
+	}{
+		{"list", "drym/", true},
+		{"list", "drym/web2/", true},
+		{"get", objects["web2"], true},
+		{"get", zips["web1"] + ".json", true},
+		{"list", "keys/drym-escrow-web1-", true},
+		{"get", zips["web1"], false}, // the bare secret key
+		{"list", "keys/", false},
+		{"list", "", false},
+		{"put", "drym/web1/20990101T000000Z-00000000000000000000000000000000.tar.zst.gpg", false},
+		{"put", "keys/drym-escrow-web1-0000000000000000-20990101.zip", false},
+		{"delete", objects["web1"], false},
+		{"delete", zips["web1"], false},
+	} {
+		ops := map[string]s3op{"put": opPut(srv.Bucket), "get": opGet(srv.Bucket), "list": opList(srv.Bucket), "delete": opDelete(srv.Bucket)}
+		err := ops[tc.op](ctx, read, tc.key)
+		var api smithy.APIError
+		switch {
+		case tc.ok && err != nil:
+			t.Errorf("%s %s: refused: %v", tc.op, tc.key, err)
+		case !tc.ok && (err == nil || !errors.As(err, &api) || api.ErrorCode() != "AccessDenied"):
+			t.Errorf("%s %s: want AccessDenied, got %v", tc.op, tc.key, err)
+		}
+	}
+
+	dir := publicDir(t)
+	inventory := filepath.Join(dir, "hosts")
+	writeFile(t, inventory, []byte("web1\nweb2\ndb2\n"), 0o644)
+	cfg := filepath.Join(dir, "monitoring.toml")
+	writeFile(t, cfg, fmt.Appendf(nil, "keys = %q\ninventory = %q\n[destination]\nurl = \"s3://%s/drym\"\nendpoint = %q\npath_style = true\nread_profile = %q\n[escrow]\nurl = \"s3://%s/keys\"\nendpoint = %q\npath_style = true\nread_profile = %q\n",
+		keys, inventory, srv.Bucket, srv.Endpoint, srv.ReadProfile, srv.Bucket, srv.Endpoint, srv.ReadProfile), 0o644)
+	env := append(srv.Env(), "AWS_CA_BUNDLE=", "DRYM_MONITORING_CONFIG="+cfg)
+	for _, tc := range []struct {
+		check string
+		argv  []string
+		code  int
+		first string
+	}{
+		{"check_backup_fleet", nil, 2, "CRITICAL: 2 CRITICAL (db2, web2), 1 WARNING (lab7), 1 OK of 4 hosts"},
+		{"check_backup_age", []string{"--host", "web1"}, 0, "OK: web1: last backup 3h ago"},
+		{"check_backup_age", []string{"--host", "web2"}, 2, "CRITICAL: no backup of web2 in the last 3d2h"},
+		{"check_key_escrow", []string{"--host", "web1"}, 0, "is recorded as holding the keys (zip not opened) of the newest backup"},
+	} {
+		r := plugintest.Run(t, tc.check, env, tc.argv...)
+		if r.Code != tc.code || !strings.HasPrefix(r.First(), tc.first) && !strings.Contains(r.First(), tc.first) {
+			t.Errorf("%s %v: exit %d, want %d with %q:\n%s%s", tc.check, tc.argv, r.Code, tc.code, tc.first, r.Stdout, r.Stderr)
+		}
+	}
+	// The monitoring server's credentials left everything as it was.
+	if got := len(srv.Keys(t, "")); got != 3*3+3*2 {
+		t.Errorf("%d objects in the bucket after the checks, want %d", got, 3*3+3*2)
+	}
+}
+
+// TestMonitoringScenarios judges, through the real checks and under the
+// shipped monitoring policy on versitygw, every way a host's evidence can
+// be wrong: each must end in the state the docs promise.
+func TestMonitoringScenarios(t *testing.T) {
+	srv := testutil.StartS3(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	policy := bucketPolicy(t, srv.Bucket, [][2]string{{"monitoring-server-read-only-policy.json", "drymread"}})
+	if _, err := srv.Root().PutBucketPolicy(ctx, &s3.PutBucketPolicyInput{Bucket: &srv.Bucket, Policy: &policy}); err != nil {
+		t.Fatalf("put bucket policy: %v", err)
+	}
+	keys := publicDir(t)
+	sink := evidencetest.S3Sink(srv)
+	now := time.Now().UTC()
+	ago := func(d time.Duration) time.Time { return now.Add(-d) }
+	day := 24 * time.Hour
+	host := func(name string) *evidencetest.Host {
+		h := evidencetest.NewHost(t, name, "drym", "keys", sink)
+		h.PinKey(t, keys)
+		h.Escrow(t, ago(30*day), ago(30*day))
+		return h
+	}
+	backup := func(h *evidencetest.Host, age time.Duration) evidencetest.Backup {
+		return h.Backup(t, ago(age+5*time.Minute), ago(age), 3000)
+	}
+
+	backup(host("healthy"), 3*time.Hour)
+	backup(host("stale"), 4*day)
+	host("never")
+	empty := host("empty")
+	backup(empty, 20*time.Hour)
+	empty.Put(t, ago(time.Hour+5*time.Minute), ago(time.Hour), nil, empty.Key)
+	nost := host("nostatement")
+	sink.Delete(t, backup(nost, time.Hour).Statement)
+	size := host("size")
+	b := backup(size, time.Hour)
+	sink.Put(t, b.Object, b.Data[:200], ago(time.Hour))
+	planted := host("planted")
+	backup(planted, 60*time.Hour)
+	for i := range 5 {
+		planted.Put(t, now.Add(time.Duration(100+i)*day), ago(time.Hour), []byte("planted"), nil)
+	}
+	other, _ := crypt.Generate("intruder")
+	wrong := host("wrongkey")
+	wrong.Backup(t, ago(time.Hour+5*time.Minute), ago(time.Hour), 3000, other)
+	rotated := host("rotated")
+	rotated.Key, _ = crypt.Generate("rotated")
+	rotated.PinKey(t, keys)
+	backup(rotated, time.Hour)
+	sub := host("subkey")
+	sub.AddSubkey(t)
+	sub.PinKey(t, keys)
+	backup(sub, time.Hour)
+
+	dir := publicDir(t)
+	cfg := filepath.Join(dir, "monitoring.toml")
+	writeFile(t, cfg, fmt.Appendf(nil, "keys = %q\n[destination]\nurl = \"s3://%s/drym\"\nendpoint = %q\npath_style = true\nread_profile = %q\n[escrow]\nurl = \"s3://%s/keys\"\nendpoint = %q\npath_style = true\nread_profile = %q\n",
+		keys, srv.Bucket, srv.Endpoint, srv.ReadProfile, srv.Bucket, srv.Endpoint, srv.ReadProfile), 0o644)
+	env := append(srv.Env(), "AWS_CA_BUNDLE=", "DRYM_MONITORING_CONFIG="+cfg)
+	for _, tc := range []struct {
+		check, host string
+		code        int
+		first       string
+	}{
+		{"check_backup_age", "healthy", 0, "OK: healthy: last backup 3h ago"},
+		{"check_backup_age", "stale", 2, "CRITICAL: no backup of stale in the last 3d2h: the newest found"},
+		{"check_backup_age", "never", 2, "CRITICAL: never backed up"},
+		{"check_backup_age", "empty", 2, "is empty (0 bytes)"},
+		{"check_backup_age", "nostatement", 2, ".sha256 is missing from"},
+		{"check_backup_age", "size", 2, "the statement does not match the object"},
+		{"check_backup_age", "planted", 2, "CRITICAL: the last backup of planted was stored 2d12h ago, older than 50h (-c)"},
+		{"check_backup_age", "wrongkey", 2, "is encrypted to no key in wrongkey's escrow"},
+		{"check_backup_age", "rotated", 2, "is encrypted to no key in rotated's escrow"},
+		{"check_key_escrow", "healthy", 0, "is recorded as holding the keys (zip not opened) of the newest backup"},
+		{"check_key_escrow", "rotated", 2, "CRITICAL: the escrowed key cannot open the newest backup rotated/"},
+		{"check_key_escrow", "subkey", 2, "CRITICAL: the escrowed key cannot open the newest backup subkey/"},
+	} {
+		r := plugintest.Run(t, tc.check, env, "--host", tc.host, "-t", "20")
+		if r.Code != tc.code || !strings.Contains(r.First(), tc.first) {
+			t.Errorf("%s --host %s: exit %d, want %d with %q:\n%s%s", tc.check, tc.host, r.Code, tc.code, tc.first, r.Stdout, r.Stderr)
+		}
+		if tc.host == "planted" && !strings.Contains(r.Stdout, "named in the future") {
+			t.Errorf("the planted future objects are not reported:\n%s", r.Stdout)
+		}
+	}
+}
