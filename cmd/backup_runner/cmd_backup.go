@@ -14,7 +14,6 @@ import (
 	"github.com/drym-backup/drym/internal/status"
 	"github.com/drym-backup/drym/internal/store"
 	"github.com/drym-backup/drym/internal/units"
-	"github.com/drym-backup/drym/internal/version"
 )
 
 type backupCmd struct{}
@@ -24,53 +23,37 @@ func (c *backupCmd) run(ctx context.Context, a *app) int {
 	if err != nil {
 		return a.fail(code, "%v", err)
 	}
-	lock, err := status.TryLock(cfg.StateDir, status.JobBackup)
-	if err != nil {
-		return a.fail(exitFailure, "%v", err)
-	}
-	defer lock.Unlock()
-
-	path := cfg.StatusPath(status.BackupFile)
-	st := &status.Backup{
-		Common:      status.NewCommon(status.JobBackup, cfg.Host, version.Version, a.now()),
-		Destination: cfg.Destination.URL,
-	}
-	// Carry the history and the last success forward; a previous file that
-	// cannot be read is replaced, but said.
-	var prev status.Backup
-	if err := status.Read(path, &prev); err == nil {
-		st.History, st.LastSuccess = prev.History, prev.LastSuccess
-	} else if !errors.Is(err, status.ErrNotExist) {
-		a.log.Warn("previous backup status unreadable; starting a new history", "err", err)
-	}
-	if err := status.Write(path, st); err != nil {
-		return a.fail(exitFailure, "%v", err)
-	}
-
-	res, err := c.backup(ctx, a, cfg, st)
-	err = a.endJob(ctx, &st.Common, err)
-	if res != nil {
-		st.Object, st.BytesOut, st.SHA256 = res.Name, res.BytesOut, res.SHA256
-		st.BytesIn, st.Files, st.Dirs, st.Symlinks = res.Stats.BytesIn, res.Stats.Files, res.Stats.Dirs, res.Stats.Symlinks
-		st.Warnings, st.WarningList = res.Stats.Warnings, res.Stats.WarningList
-		st.KeyIDs, st.Signature = res.KeyIDs, res.Signature
-		st.Skipped, st.SkippedList = res.Stats.Skipped, res.Stats.SkippedList
-	}
-	if err != nil {
-		st.Object, st.SHA256, st.Signature = "", "", "" // nothing trustworthy was stored under that name
-	}
-	st.AppendOnly = promiseAfterBackup(ctx, a, cfg, err, prev.AppendOnly)
-	run := st.Run()
-	st.History = status.AddHistory(st.History, run)
-	if st.State == status.OK {
-		st.LastSuccess = &run
-	}
-	if werr := status.Write(path, st); werr != nil {
-		return a.fail(exitFailure, "backup %s but %v", st.State, werr)
-	}
-	writeMetrics(a, cfg)
-	if err != nil {
-		return a.fail(exitFailure, "backup failed: %s", st.Error)
+	var prevAppendOnly *status.AppendOnly
+	var res *backup.Result
+	st, code := runJob(ctx, a, cfg, job[*status.Backup]{
+		kind: status.JobBackup, file: status.BackupFile,
+		empty: func() *status.Backup { return &status.Backup{} },
+		begin: func(base status.Common, prev *status.Backup) *status.Backup {
+			st := &status.Backup{Common: base, Destination: cfg.Destination.URL}
+			if prev != nil {
+				// History and the last success go on; so does the last
+				// append-only verdict, until a run probes again.
+				st.History, st.LastSuccess, prevAppendOnly = prev.History, prev.LastSuccess, prev.AppendOnly
+			}
+			return st
+		},
+		run: func(st *status.Backup) error {
+			var err error
+			res, err = c.backup(ctx, a, cfg, st)
+			return err
+		},
+		end: func(st *status.Backup, err error) {
+			recordBackup(st, res, err)
+			st.AppendOnly = promiseAfterBackup(ctx, a, cfg, err, prevAppendOnly)
+			run := st.Run()
+			st.History = status.AddHistory(st.History, run)
+			if st.State == status.OK {
+				st.LastSuccess = &run
+			}
+		},
+	})
+	if code != exitOK {
+		return code
 	}
 	a.printf("backup ok: %s/%s/%s: %d files, %s in, %s stored, %d warnings, signed by %s, %s\n",
 		cfg.Destination.URL, cfg.Host, st.Object, st.Files, units.Bytes(st.BytesIn), units.Bytes(st.BytesOut),
@@ -80,6 +63,21 @@ func (c *backupCmd) run(ctx context.Context, a *app) int {
 	}
 	printSkipped(a, st)
 	return exitOK
+}
+
+// recordBackup copies what the backup found into its status; a failed run
+// names no object: nothing trustworthy was stored under that name.
+func recordBackup(st *status.Backup, res *backup.Result, err error) {
+	if res != nil {
+		st.Object, st.BytesOut, st.SHA256 = res.Name, res.BytesOut, res.SHA256
+		st.BytesIn, st.Files, st.Dirs, st.Symlinks = res.Stats.BytesIn, res.Stats.Files, res.Stats.Dirs, res.Stats.Symlinks
+		st.Warnings, st.WarningList = res.Stats.Warnings, res.Stats.WarningList
+		st.KeyIDs, st.Signature = res.KeyIDs, res.Signature
+		st.Skipped, st.SkippedList = res.Stats.Skipped, res.Stats.SkippedList
+	}
+	if err != nil {
+		st.Object, st.SHA256, st.Signature = "", "", ""
+	}
 }
 
 func (c *backupCmd) backup(ctx context.Context, a *app, cfg *config.Config, st *status.Backup) (*backup.Result, error) {

@@ -33,30 +33,26 @@ func (c *escrowCmd) run(ctx context.Context, a *app) int {
 // the outcome in escrow.json. Shipping never replaces a zip: the same zip
 // again is "already shipped"; a changed one goes under a new name.
 func shipEscrow(ctx context.Context, a *app, cfg *config.Config) int {
-	lock, err := status.TryLock(cfg.StateDir, status.JobEscrow)
-	if err != nil {
-		return a.fail(exitFailure, "%v", err)
-	}
-	defer lock.Unlock()
-
-	path := cfg.StatusPath(status.EscrowFile)
-	st := &status.Escrow{
-		Common:      status.NewCommon(status.JobEscrow, cfg.Host, version.Version, a.now()),
-		Destination: cfg.Escrow.URL,
-	}
-	if err := status.Write(path, st); err != nil {
-		return a.fail(exitFailure, "%v", err)
-	}
-	res, err := doEscrow(ctx, a, cfg, st)
-	if err = a.endJob(ctx, &st.Common, err); err == nil {
-		st.Zip, st.SHA256, st.AlreadyShipped = res.Name, res.SHA256, res.Already
-	}
-	if werr := status.Write(path, st); werr != nil {
-		return a.fail(exitFailure, "escrow %s but %v", st.State, werr)
-	}
-	writeMetrics(a, cfg)
-	if err != nil {
-		return a.fail(exitFailure, "escrow failed: %s", st.Error)
+	var res escrow.Shipped
+	st, code := runJob(ctx, a, cfg, job[*status.Escrow]{
+		kind: status.JobEscrow, file: status.EscrowFile,
+		empty: func() *status.Escrow { return &status.Escrow{} },
+		begin: func(base status.Common, _ *status.Escrow) *status.Escrow {
+			return &status.Escrow{Common: base, Destination: cfg.Escrow.URL}
+		},
+		run: func(st *status.Escrow) error {
+			var err error
+			res, err = doEscrow(ctx, a, cfg, st)
+			return err
+		},
+		end: func(st *status.Escrow, err error) {
+			if err == nil {
+				st.Zip, st.SHA256, st.AlreadyShipped = res.Name, res.SHA256, res.Already
+			}
+		},
+	})
+	if code != exitOK {
+		return code
 	}
 	where := cfg.Escrow.URL
 	if res.Already {

@@ -19,7 +19,6 @@ import (
 	"github.com/drym-backup/drym/internal/status"
 	"github.com/drym-backup/drym/internal/store"
 	"github.com/drym-backup/drym/internal/units"
-	"github.com/drym-backup/drym/internal/version"
 )
 
 type testRestoreCmd struct {
@@ -32,58 +31,45 @@ func (c *testRestoreCmd) run(ctx context.Context, a *app) int {
 	if err != nil {
 		return a.fail(code, "%v", err)
 	}
-	lock, err := status.TryLock(cfg.StateDir, status.JobTestRestore)
-	if err != nil {
-		return a.fail(exitFailure, "%v", err)
-	}
-	defer lock.Unlock()
-
-	path := cfg.StatusPath(status.TestRestoreFile)
-	st := &status.TestRestore{
-		Common:      status.NewCommon(status.JobTestRestore, cfg.Host, version.Version, a.now()),
-		Destination: cfg.Destination.URL,
-	}
-	// A name that is malformed or not in the destination is a usage
-	// error: it says nothing about the backups, so the status file (and
-	// the check reading it) is left as it was.
-	lerr := checkAllowUnsigned(c.Backup, c.AllowUnsigned)
 	var loc *located
-	if lerr == nil {
-		loc, lerr = locateBackup(ctx, a, cfg, c.Backup, st.Started)
-	}
-	var usage *usageError
-	if errors.As(lerr, &usage) {
-		return a.fail(exitUsage, "test-restore: %v", lerr)
-	}
-	var prev status.TestRestore
-	if err := status.Read(path, &prev); err == nil {
-		st.LastSuccess = prev.LastSuccess
-	} else if !errors.Is(err, status.ErrNotExist) {
-		a.log.Warn("previous test-restore status unreadable; replacing it", "err", err)
-	}
-	if loc != nil {
-		st.FutureCount, st.FutureObjects = loc.futureCount, loc.future
-	}
-	if err := status.Write(path, st); err != nil {
-		return a.fail(exitFailure, "%v", err)
-	}
-
-	err = lerr
-	if err == nil {
-		err = c.test(ctx, a, cfg, loc, st)
-	}
-	if err = a.endJob(ctx, &st.Common, err); err == nil {
-		st.LastSuccess = st.Finished
-	}
-	if werr := status.Write(path, st); werr != nil {
-		return a.fail(exitFailure, "test-restore %s but %v", st.State, werr)
-	}
-	writeMetrics(a, cfg)
-	if err != nil {
-		for _, m := range st.Mismatches {
-			fmt.Fprintf(a.stderr, "  mismatch: %s\n", m)
-		}
-		return a.fail(exitFailure, "test-restore failed: %s", st.Error)
+	st, code := runJob(ctx, a, cfg, job[*status.TestRestore]{
+		kind: status.JobTestRestore, file: status.TestRestoreFile,
+		empty: func() *status.TestRestore { return &status.TestRestore{} },
+		begin: func(base status.Common, prev *status.TestRestore) *status.TestRestore {
+			st := &status.TestRestore{Common: base, Destination: cfg.Destination.URL}
+			if prev != nil {
+				st.LastSuccess = prev.LastSuccess
+			}
+			return st
+		},
+		// A name that is malformed or not in the destination is a usage
+		// error: it says nothing about the backups, so the status file
+		// (and the check reading it) is left as it was.
+		prepare: func(st *status.TestRestore) error {
+			if err := checkAllowUnsigned(c.Backup, c.AllowUnsigned); err != nil {
+				return err
+			}
+			var err error
+			loc, err = locateBackup(ctx, a, cfg, c.Backup, st.Started)
+			if loc != nil {
+				st.FutureCount, st.FutureObjects = loc.futureCount, loc.future
+			}
+			return err
+		},
+		run: func(st *status.TestRestore) error { return c.test(ctx, a, cfg, loc, st) },
+		end: func(st *status.TestRestore, err error) {
+			if err == nil {
+				st.LastSuccess = st.Finished
+			}
+		},
+		failed: func(st *status.TestRestore) {
+			for _, m := range st.Mismatches {
+				fmt.Fprintf(a.stderr, "  mismatch: %s\n", m)
+			}
+		},
+	})
+	if code != exitOK {
+		return code
 	}
 	signed := "signed by " + st.SignedBy
 	if st.Unsigned {
@@ -144,13 +130,6 @@ func (c *testRestoreCmd) test(ctx context.Context, a *app, cfg *config.Config, l
 	}
 	return nil
 }
-
-// usageError is a mistake in what was asked (a malformed backup name, or
-// one not in the destination): exit 2, and no status file is touched.
-type usageError struct{ err error }
-
-func (e *usageError) Error() string { return e.err.Error() }
-func (e *usageError) Unwrap() error { return e.err }
 
 // located is a backup object found in the destination and judged by its
 // signed statement, not yet read.

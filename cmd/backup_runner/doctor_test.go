@@ -412,7 +412,7 @@ func testDoctorAWSEnvironment(t *testing.T, srv *testutil.S3Server) {
 	if _, errOut, code := f.run("backup"); code != 0 || errOut != "" {
 		t.Fatalf("backup: exit %d %s", code, errOut)
 	}
-	if keys := srv.Keys(t, "drym/web1/"); len(keys) != 3 {
+	if keys := srv.Keys(t, "drym/web1/"); len(keys) != 4 { // object, statement, signature, probe
 		t.Errorf("destination holds %v", keys)
 	}
 }

@@ -73,6 +73,10 @@ type Common struct {
 	Finished time.Time `json:"finished,omitzero"`
 }
 
+// Base returns the common part of a status file (every status type embeds
+// Common, so each has Base): what the runner's job lifecycle needs of any.
+func (c *Common) Base() *Common { return c }
+
 // Duration is how long the run took (zero while running).
 func (c Common) Duration() time.Duration {
 	if c.Finished.IsZero() {

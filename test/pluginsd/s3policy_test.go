@@ -74,6 +74,8 @@ func testS3PoliciesEnforced(t *testing.T, srv *testutil.S3Server) {
 		{"read", "get", "drym/web1/old.tar.zst.gpg", true},
 		{"put", "put", "keys/drym-escrow-web1-0123456789abcdef-20260102.zip", true},
 		{"put", "get", "keys/drym-escrow-web1-0123456789abcdef-20260102.zip", true},
+		{"put", "put", "keys/drym-escrow-web1-0123456789abcdef-20260102.zip.json", true}, // the public record
+		{"put", "put", "keys/drym-escrow-web1-0123456789abcdef-20260102.txt", false},
 		{"put", "list", "keys/drym-escrow-web1-", true},
 		{"put", "put", "keys/drym-escrow-web2-0123456789abcdef-20260102.zip", false},
 		{"put", "get", "keys/drym-escrow-web2-0123456789abcdef-20260101.zip", false},
