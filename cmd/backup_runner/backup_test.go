@@ -460,7 +460,7 @@ func TestBadSettings(t *testing.T) {
 // Root reads everything, so the run drops to nobody (tests run as root in CI).
 func TestUnreadableFileIsAWarning(t *testing.T) {
 	if os.Geteuid() != 0 {
-		t.Skip("needs root to run the backup as nobody")
+		testutil.Unable(t, "needs root to run the backup as nobody")
 	}
 	testWarningsAsNobody(t)
 }

@@ -54,7 +54,7 @@ func (c *initCmd) run(ctx context.Context, a *app) int {
 	// The checks run as nagios: say now what they will not be able to read.
 	for _, p := range []string{cfg.Path, cfg.PublicKeyFile(), cfg.StatusPath(".")} {
 		if why := nagiosCannotRead(p); why != "" {
-			fmt.Fprintf(a.stderr, "backup_runner: warning: %s: the checks (run as nagios) will be UNKNOWN; give group nagios read access\n", why)
+			a.printf("warning: %s: the checks, run as user nagios, will be UNKNOWN; give group nagios read access\n", why)
 		}
 	}
 	if cfg.Escrow.URL == "" {

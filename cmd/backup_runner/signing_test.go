@@ -238,7 +238,10 @@ func s3Read(t *testing.T, srv *testutil.S3Server, prefix string) func(string) []
 // A planted object is refused by test-restore and restore when named,
 // and "latest" skips it, in a directory and in S3.
 func TestPlantedObjectRefused(t *testing.T) {
-	srv := testutil.StartS3(t)
+	testutil.ForEachS3(t, testPlantedObjectRefused)
+}
+
+func testPlantedObjectRefused(t *testing.T, srv *testutil.S3Server) {
 	kinds := []string{legacySidecar, noSignature, otherKey, replayed}
 	for _, dest := range []string{"dir", "s3"} {
 		for i, kind := range kinds {

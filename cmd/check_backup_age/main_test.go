@@ -387,12 +387,12 @@ func TestBinary(t *testing.T) {
 		{"warning", writeState(t, liveBackup(27*time.Hour)), nil, 1, "WARNING: last successful backup 1d3h ago, older than 26h (-w)"},
 		{"critical", writeState(t, liveBackup(51*time.Hour)), nil, 2, "CRITICAL: last successful backup 2d3h ago, older than 50h (-c)"},
 		{"critical failed", writeState(t, func() *status.Backup {
-			// A minute ago: a loaded machine takes more than 0.5 s to start
-			// the check, and the age must not round to another second.
+			// An hour ago: ages under an hour are printed to the second,
+			// and the table is written before the binaries run.
 			b := failed(liveBackup(3*time.Hour), 0, "disk full")
-			b.Started, b.Finished = time.Now().Add(-2*time.Minute), time.Now().Add(-time.Minute)
+			b.Started, b.Finished = time.Now().Add(-time.Hour-time.Minute), time.Now().Add(-time.Hour)
 			return b
-		}()), nil, 2, "CRITICAL: last backup failed 1m ago: disk full"},
+		}()), nil, 2, "CRITICAL: last backup failed 1h ago: disk full"},
 		{"running live pid", writeState(t, func() *status.Backup {
 			b := running(liveBackup(3*time.Hour), 0)
 			b.PID, b.Started = os.Getpid(), time.Now()

@@ -143,7 +143,10 @@ func TestBinaryFleet(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts versitygw")
 	}
-	srv := testutil.StartS3(t)
+	testutil.ForEachS3(t, testBinaryFleet)
+}
+
+func testBinaryFleet(t *testing.T, srv *testutil.S3Server) {
 	proxy := testutil.StartCountingProxy(t, srv.Endpoint)
 	keys := t.TempDir()
 	sink := evidencetest.S3Sink(srv)
@@ -229,7 +232,10 @@ func TestBinaryHungEndpoint(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts versitygw")
 	}
-	srv := testutil.StartS3(t)
+	testutil.ForEachS3(t, testBinaryHungEndpoint)
+}
+
+func testBinaryHungEndpoint(t *testing.T, srv *testutil.S3Server) {
 	proxy := testutil.StartCountingProxy(t, srv.Endpoint)
 	proxy.Hang(true)
 	cfg := monitoring(t, srv, proxy.URL, t.TempDir(), "")

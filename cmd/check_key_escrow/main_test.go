@@ -259,7 +259,7 @@ func TestEvaluate(t *testing.T) {
 			if !strings.Contains(r.FirstLine(), tc.first) {
 				t.Errorf("first line %q lacks %q", r.FirstLine(), tc.first)
 			}
-			if r.State != plugin.OK && !namesFix(r.FirstLine()) {
+			if r.State != plugin.OK && !plugintest.NamesFix(r.FirstLine()) {
 				t.Errorf("first line names no fix: %s", r.FirstLine())
 			}
 			plugintest.Golden(t, tc.name, plugin.Format(r))
@@ -278,17 +278,6 @@ func TestDiffSettings(t *testing.T) {
 	if d := diffSettings(encode(a), encode(b)); strings.Join(d, " ") != "escrow.recipients exclude" {
 		t.Fatalf("diff %v", d)
 	}
-}
-
-// namesFix extends plugintest.NamesFix with the fixes this check names
-// besides drym commands: file permissions and the read credentials.
-func namesFix(line string) bool {
-	for _, f := range []string{"chmod ", "chown ", "read_profile"} {
-		if strings.Contains(line, f) {
-			return true
-		}
-	}
-	return plugintest.NamesFix(line)
 }
 
 func TestEvaluateBackupKeyWithoutPublicKey(t *testing.T) {

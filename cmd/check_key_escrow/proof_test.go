@@ -93,7 +93,7 @@ func TestEvaluateProof(t *testing.T) {
 			if !strings.Contains(r.FirstLine(), tt.first) {
 				t.Errorf("first line %q lacks %q", r.FirstLine(), tt.first)
 			}
-			if r.State != plugin.OK && !namesFix(r.FirstLine()) {
+			if r.State != plugin.OK && !plugintest.NamesFix(r.FirstLine()) {
 				t.Errorf("first line names no fix: %s", r.FirstLine())
 			}
 			plugintest.Golden(t, tt.name, plugin.Format(r))

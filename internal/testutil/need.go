@@ -104,3 +104,14 @@ var (
 	binDir string
 	built  = map[string]string{}
 )
+
+// Unable is t.Skipf for a test this machine cannot run (not root, no user
+// nagios, no tmpfs), and t.Fatalf in CI: CI provides all of them, and a test
+// that skips there has proved nothing.
+func Unable(t testing.TB, format string, args ...any) {
+	t.Helper()
+	if InCI() {
+		t.Fatalf("cannot run in CI: "+format, args...)
+	}
+	t.Skipf(format, args...)
+}

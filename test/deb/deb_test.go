@@ -172,10 +172,7 @@ func TestInstall(t *testing.T) {
 	}
 	testutil.Need(t, "dpkg")
 	if os.Geteuid() != 0 {
-		if testutil.InCI() {
-			t.Fatal("dpkg -i needs root; CI runs as root")
-		}
-		t.Skip("dpkg -i needs root")
+		testutil.Unable(t, "dpkg -i needs root")
 	}
 	if testing.Short() {
 		t.Skip("installs a package")

@@ -24,7 +24,10 @@ import (
 // side checks and the fleet sweep work with it, and it can neither write,
 // delete, nor read an escrow zip (which holds a bare secret key).
 func TestMonitoringServerPolicy(t *testing.T) {
-	srv := testutil.StartS3(t)
+	testutil.ForEachS3(t, testMonitoringServerPolicy)
+}
+
+func testMonitoringServerPolicy(t *testing.T, srv *testutil.S3Server) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	policy := bucketPolicy(t, srv.Bucket, [][2]string{
@@ -116,7 +119,10 @@ func TestMonitoringServerPolicy(t *testing.T) {
 // shipped monitoring policy on versitygw, every way a host's evidence can
 // be wrong: each must end in the state the docs promise.
 func TestMonitoringScenarios(t *testing.T) {
-	srv := testutil.StartS3(t)
+	testutil.ForEachS3(t, testMonitoringScenarios)
+}
+
+func testMonitoringScenarios(t *testing.T, srv *testutil.S3Server) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	policy := bucketPolicy(t, srv.Bucket, [][2]string{{"monitoring-server-read-only-policy.json", "drymread"}})

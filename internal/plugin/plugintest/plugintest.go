@@ -43,9 +43,13 @@ func Golden(t testing.TB, name, got string) {
 	}
 }
 
-// fixes are the marks of a first line that names its fix: a drym command,
-// a flag, or the admin action the message spells out.
-var fixes = []string{"backup_runner ", "--", "upgrade drym", "group nagios", "timedatectl", "systemctl", "read_profile"}
+// fixes are the marks of a first line that names its fix: a drym command
+// to run, or the admin action the message spells out. A flag alone is not
+// one: "--remote-verify: reading … failed" names no fix, "raise -t" does.
+var fixes = []string{
+	"backup_runner ", "check_backup_age --host", "upgrade drym", "group nagios", "timedatectl", "systemctl",
+	"read_profile", "raise -t", "(see --help)", "see check_", "pass --", "correct the", "chmod ", "chown ",
+}
 
 // NamesFix reports whether a first line names a command or action that
 // fixes the problem.
