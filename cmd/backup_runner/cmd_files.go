@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io/fs"
 	"strconv"
@@ -20,27 +19,15 @@ import (
 // object first, as test-restore does (without writing test-restore.json):
 // a listing of a damaged backup would promise files a restore cannot give.
 type filesCmd struct {
-	Backup        string   `arg:"--backup" help:"backup to list: an object name or latest (the newest one signed by this host's key and not dated in the future)" default:"latest"`
-	AllowUnsigned bool     `arg:"--allow-unsigned" help:"accept a backup without a signature (made before drym signed its backups); it must be named with --backup"`
-	Long          bool     `arg:"-l,--long" help:"also type and mode, size and mtime (UTC), and link targets"`
-	Paths         []string `arg:"positional" help:"list only these paths and what is below them (as on the host, /srv/www, or as archived, srv/www)"`
+	backupChoice
+	Long  bool     `arg:"-l,--long" help:"also type and mode, size and mtime (UTC), and link targets"`
+	Paths []string `arg:"positional" help:"list only these paths and what is below them (as on the host, /srv/www, or as archived, srv/www)"`
 }
 
 func (c *filesCmd) run(ctx context.Context, a *app) int {
-	if err := restore.CleanPaths(c.Paths); err != nil {
-		return a.fail(exitUsage, "files: %v", err)
-	}
-	cfg, code, err := a.loadConfig()
-	if err != nil {
-		return a.fail(code, "%v", err)
-	}
-	ob, err := openBackup(ctx, a, cfg, c.Backup, c.AllowUnsigned)
-	var usage *usageError
-	if errors.As(err, &usage) {
-		return a.fail(exitUsage, "files: %v", err)
-	}
-	if err != nil {
-		return a.fail(exitFailure, "files: %v", err)
+	ob, code := c.openChosen(ctx, a, "files", c.Paths)
+	if ob == nil {
+		return code
 	}
 	defer ob.body.Close()
 	prog := newProgress(a, "files")

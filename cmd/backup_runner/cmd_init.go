@@ -10,7 +10,7 @@ import (
 
 	"github.com/drym-backup/drym/internal/config"
 	"github.com/drym-backup/drym/internal/crypt"
-	"github.com/drym-backup/drym/internal/status"
+	"github.com/drym-backup/drym/internal/safefile"
 )
 
 type initCmd struct {
@@ -159,7 +159,7 @@ func writeNew(path string, data []byte, mode os.FileMode) error {
 	if err := os.Link(tmp, path); err != nil {
 		return fmt.Errorf("cannot write %s: %w", path, err)
 	}
-	return status.SyncDir(filepath.Dir(path))
+	return safefile.SyncDir(filepath.Dir(path))
 }
 
 // hostKey makes sure the host key exists: it creates one when absent, never
@@ -201,7 +201,7 @@ func (c *initCmd) hostKey(cfg *config.Config) (fp string, created bool, err erro
 			return "", false, err
 		}
 		_ = os.Rename(pub, retired+".pub")
-		if err := crypt.SyncDir(filepath.Dir(cfg.KeyFile)); err != nil {
+		if err := safefile.SyncDir(filepath.Dir(cfg.KeyFile)); err != nil {
 			return "", false, err
 		}
 	case !errors.Is(serr, os.ErrNotExist):

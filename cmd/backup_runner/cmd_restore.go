@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -12,8 +11,7 @@ import (
 )
 
 type restoreCmd struct {
-	Backup         string   `arg:"--backup" help:"backup to restore: an object name or latest (the newest one signed by this host's key and not dated in the future)" default:"latest"`
-	AllowUnsigned  bool     `arg:"--allow-unsigned" help:"accept a backup without a signature (made before drym signed its backups); it must be named with --backup"`
+	backupChoice
 	To             string   `arg:"--to,required" help:"directory to restore into (created if missing); nothing is written outside it, and nothing at all until the whole backup is verified" placeholder:"DIR"`
 	Overwrite      bool     `arg:"--overwrite" help:"replace existing files and give existing directories the archived owner, mode and ACLs (directories are merged, never replaced)"`
 	KeepUnverified bool     `arg:"--keep-unverified" help:"when the backup fails verification, keep what was unpacked in DIR/UNVERIFIED-<time>-<hex> (mode 0700) instead of removing it"`
@@ -21,21 +19,9 @@ type restoreCmd struct {
 }
 
 func (c *restoreCmd) run(ctx context.Context, a *app) int {
-	// A bad path is a usage error, found before anything is read.
-	if err := restore.CleanPaths(c.Paths); err != nil {
-		return a.fail(exitUsage, "restore: %v", err)
-	}
-	cfg, code, err := a.loadConfig()
-	if err != nil {
-		return a.fail(code, "%v", err)
-	}
-	ob, err := openBackup(ctx, a, cfg, c.Backup, c.AllowUnsigned)
-	var usage *usageError
-	if errors.As(err, &usage) {
-		return a.fail(exitUsage, "restore: %v", err)
-	}
-	if err != nil {
-		return a.fail(exitFailure, "restore: %v", err)
+	ob, code := c.openChosen(ctx, a, "restore", c.Paths)
+	if ob == nil {
+		return code
 	}
 	defer ob.body.Close()
 

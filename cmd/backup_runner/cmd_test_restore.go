@@ -22,8 +22,7 @@ import (
 )
 
 type testRestoreCmd struct {
-	Backup        string `arg:"--backup" help:"backup to test: an object name or latest (the newest one signed by this host's key and not dated in the future)" default:"latest"`
-	AllowUnsigned bool   `arg:"--allow-unsigned" help:"accept a backup without a signature (made before drym signed its backups); it must be named with --backup"`
+	backupChoice
 }
 
 func (c *testRestoreCmd) run(ctx context.Context, a *app) int {

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"path/filepath"
 	"strings"
 	"time"
 
@@ -48,26 +47,15 @@ func judged(b *status.Backup) *status.BackupRun {
 // the recorded object: a HEAD and two small GETs however many backups are
 // stored).
 func gather(ctx context.Context, a *args) facts {
-	var f facts
-	cfg, stateDir, err := a.Settings(ctx)
-	if err != nil {
-		f.SettingsErr = err
-		return f
-	}
-	if cfg != nil {
-		f.SettingsPath, f.SettingsHost = cfg.Path, cfg.Host
-	}
-	f.Path = filepath.Join(stateDir, status.BackupFile)
-	plugin.Doing(ctx, "reading %s", f.Path)
 	var b status.Backup
-	if f.ReadErr = status.Read(f.Path, &b); f.ReadErr != nil {
+	js := a.ReadJobStatus(ctx, status.BackupFile, &b)
+	f := facts{SettingsErr: js.SettingsErr, SettingsPath: js.SettingsPath, SettingsHost: js.SettingsHost,
+		Path: js.Path, ReadErr: js.ReadErr, Alive: js.Alive}
+	if js.SettingsErr != nil || js.ReadErr != nil {
 		return f
 	}
 	f.Status = &b
-	if b.State == status.Running {
-		plugin.Doing(ctx, "looking for backup pid %d", b.PID)
-		f.Alive = status.JobAlive(b.PID, b.Started)
-	}
+	cfg := js.Settings
 	if a.Remote || a.RemoteVerify {
 		if run := judged(&b); run != nil && (cfg == nil || b.Host == cfg.Host) {
 			f.Remote = gatherRemote(ctx, cfg, run, a.RemoteVerify)

@@ -17,7 +17,6 @@ import (
 	"time"
 
 	"github.com/ProtonMail/go-crypto/openpgp"
-	"github.com/alexflint/go-arg"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/drym-backup/drym/internal/config"
@@ -39,19 +38,8 @@ const (
 	sha       = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
 )
 
-// defaults parses an empty command line so the tests use the flag defaults.
-func defaults(t testing.TB, argv ...string) args {
-	t.Helper()
-	var a args
-	p, err := arg.NewParser(arg.Config{IgnoreEnv: true}, &a)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := p.Parse(argv); err != nil {
-		t.Fatal(err)
-	}
-	return a
-}
+// defaults parses argv (empty: the flag defaults) as the check would.
+func defaults(t testing.TB, argv ...string) args { return plugintest.Defaults[args](t, argv...) }
 
 // run is a finished backup run ending ago before now.
 func run(ago time.Duration, bytesIn int64, obj string) status.BackupRun {
@@ -311,21 +299,7 @@ func TestEvaluate(t *testing.T) {
 			}
 			seen[tt.name] = true
 			r := evaluate(tt.f, defaults(t, tt.argv...), now)
-			if r.State != tt.state {
-				t.Errorf("state %v, want %v: %s", r.State, tt.state, r.Summary)
-			}
-			out := plugin.Format(r)
-			first, _, _ := strings.Cut(out, "\n")
-			if !strings.Contains(first, tt.first) {
-				t.Errorf("first line\n%s\nlacks\n%s", first, tt.first)
-			}
-			if r.State != plugin.OK && !plugintest.NamesFix(first) {
-				t.Errorf("non-OK first line names no fix: %s", first)
-			}
-			if len(out) > plugin.MaxOutput {
-				t.Errorf("output %d bytes", len(out))
-			}
-			plugintest.Golden(t, tt.name, out)
+			plugintest.Judge(t, tt.name, r, plugintest.Verdict{State: tt.state, First: tt.first})
 		})
 	}
 }

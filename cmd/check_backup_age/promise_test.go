@@ -57,24 +57,7 @@ func TestEvaluateAppendOnly(t *testing.T) {
 			b := backup(3 * time.Hour)
 			b.AppendOnly = tt.ao
 			r := evaluate(ok(b), defaults(t), now)
-			if r.State != tt.state {
-				t.Errorf("state %v, want %v: %s", r.State, tt.state, r.Summary)
-			}
-			out := plugin.Format(r)
-			first, rest, _ := strings.Cut(out, "\n")
-			if !strings.Contains(first, tt.first) {
-				t.Errorf("first line\n%s\nlacks\n%s", first, tt.first)
-			}
-			if !strings.Contains(rest, tt.long) {
-				t.Errorf("long output\n%s\nlacks\n%s", rest, tt.long)
-			}
-			if r.State != plugin.OK && !plugintest.NamesFix(first) {
-				t.Errorf("non-OK first line names no fix: %s", first)
-			}
-			if len(out) > plugin.MaxOutput {
-				t.Errorf("output %d bytes", len(out))
-			}
-			plugintest.Golden(t, tt.name, out)
+			plugintest.Judge(t, tt.name, r, plugintest.Verdict{State: tt.state, First: tt.first, Long: tt.long})
 		})
 	}
 	// No record (a dir:// destination, an older runner): nothing said.

@@ -3,7 +3,6 @@ package main
 import (
 	"errors"
 	"fmt"
-	"strings"
 	"testing"
 	"time"
 
@@ -166,18 +165,7 @@ func TestEvaluateStorage(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			r := evaluateStorage(tt.h, defaults(t, append([]string{"--host", "web1"}, tt.argv...)...), "/etc/drym/monitoring.toml")
-			if r.State != tt.state {
-				t.Errorf("state %v, want %v: %s", r.State, tt.state, r.Summary)
-			}
-			out := plugin.Format(r)
-			first, _, _ := strings.Cut(out, "\n")
-			if !strings.Contains(first, tt.first) {
-				t.Errorf("first line\n%s\nlacks\n%s", first, tt.first)
-			}
-			if r.State != plugin.OK && !plugintest.NamesFix(first) {
-				t.Errorf("non-OK first line names no fix: %s", first)
-			}
-			plugintest.Golden(t, tt.name, out)
+			plugintest.Judge(t, tt.name, r, plugintest.Verdict{State: tt.state, First: tt.first})
 		})
 	}
 }

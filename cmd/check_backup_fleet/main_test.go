@@ -9,8 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/alexflint/go-arg"
-
 	"github.com/drym-backup/drym/internal/evidence/evidencetest"
 	"github.com/drym-backup/drym/internal/plugin"
 	"github.com/drym-backup/drym/internal/plugin/plugintest"
@@ -20,18 +18,8 @@ import (
 
 func TestMain(m *testing.M) { plugintest.Main(m) }
 
-func defaults(t testing.TB, argv ...string) args {
-	t.Helper()
-	var a args
-	p, err := arg.NewParser(arg.Config{IgnoreEnv: true}, &a)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := p.Parse(argv); err != nil {
-		t.Fatal(err)
-	}
-	return a
-}
+// defaults parses argv (empty: the flag defaults) as the check would.
+func defaults(t testing.TB, argv ...string) args { return plugintest.Defaults[args](t, argv...) }
 
 const where = "s3://backups/drym"
 
@@ -89,18 +77,7 @@ func TestEvaluate(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			r := evaluate(tt.f, defaults(t, tt.argv...))
-			if r.State != tt.state {
-				t.Errorf("state %v, want %v: %s", r.State, tt.state, r.Summary)
-			}
-			out := plugin.Format(r)
-			first, _, _ := strings.Cut(out, "\n")
-			if !strings.Contains(first, tt.first) {
-				t.Errorf("first line\n%s\nlacks\n%s", first, tt.first)
-			}
-			if r.State != plugin.OK && !plugintest.NamesFix(first) {
-				t.Errorf("non-OK first line names no fix: %s", first)
-			}
-			plugintest.Golden(t, tt.name, out)
+			plugintest.Judge(t, tt.name, r, plugintest.Verdict{State: tt.state, First: tt.first})
 		})
 	}
 }

@@ -4,16 +4,11 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
-	"flag"
 	"fmt"
 	"io/fs"
-	"os"
-	"os/exec"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/alexflint/go-arg"
 
 	"github.com/drym-backup/drym/internal/config"
 	"github.com/drym-backup/drym/internal/escrow"
@@ -24,27 +19,7 @@ import (
 )
 
 // TestMain builds check_key_escrow and backup_runner once into DRYM_BIN.
-func TestMain(m *testing.M) {
-	flag.Parse()
-	if os.Getenv("DRYM_BIN") == "" {
-		dir, err := os.MkdirTemp("", "drym-bin-")
-		if err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			os.Exit(1)
-		}
-		os.Setenv("DRYM_BIN", dir)
-		for _, pkg := range []string{".", "../backup_runner"} {
-			if out, err := exec.Command("go", "build", "-o", dir, pkg).CombinedOutput(); err != nil {
-				fmt.Fprintf(os.Stderr, "go build %s: %v\n%s", pkg, err, out)
-				os.Exit(1)
-			}
-		}
-		code := m.Run()
-		os.RemoveAll(dir)
-		os.Exit(code)
-	}
-	os.Exit(m.Run())
-}
+func TestMain(m *testing.M) { plugintest.Main(m, "../backup_runner") }
 
 var now = time.Date(2026, 3, 10, 12, 0, 0, 0, time.UTC)
 
@@ -55,18 +30,8 @@ const (
 	zipName = "drym-escrow-web1-3F2A9C0D11B24E6F-20260301.zip"
 )
 
-func defaults(t testing.TB, argv ...string) args {
-	t.Helper()
-	var a args
-	p, err := arg.NewParser(arg.Config{IgnoreEnv: true}, &a)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := p.Parse(argv); err != nil {
-		t.Fatal(err)
-	}
-	return a
-}
+// defaults parses argv (empty: the flag defaults) as the check would.
+func defaults(t testing.TB, argv ...string) args { return plugintest.Defaults[args](t, argv...) }
 
 func settings() *config.Config {
 	c := &config.Config{Host: "web1", Sources: []string{"/etc"}, StateDir: "/var/lib/drym", KeyFile: "/etc/drym/host-key.asc",
@@ -251,18 +216,8 @@ func TestEvaluate(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			a := defaults(t, tc.argv...)
-			r := evaluate(tc.f, a, now)
-			if r.State != tc.state {
-				t.Errorf("state %s, want %s: %s", r.State, tc.state, r.FirstLine())
-			}
-			if !strings.Contains(r.FirstLine(), tc.first) {
-				t.Errorf("first line %q lacks %q", r.FirstLine(), tc.first)
-			}
-			if r.State != plugin.OK && !plugintest.NamesFix(r.FirstLine()) {
-				t.Errorf("first line names no fix: %s", r.FirstLine())
-			}
-			plugintest.Golden(t, tc.name, plugin.Format(r))
+			r := evaluate(tc.f, defaults(t, tc.argv...), now)
+			plugintest.Judge(t, tc.name, r, plugintest.Verdict{State: tc.state, First: tc.first})
 		})
 	}
 }

@@ -87,16 +87,7 @@ func TestEvaluateProof(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			r := evaluateProof(tt.h, "/etc/drym/monitoring.toml")
-			if r.State != tt.state {
-				t.Errorf("state %s, want %s: %s", r.State, tt.state, r.FirstLine())
-			}
-			if !strings.Contains(r.FirstLine(), tt.first) {
-				t.Errorf("first line %q lacks %q", r.FirstLine(), tt.first)
-			}
-			if r.State != plugin.OK && !plugintest.NamesFix(r.FirstLine()) {
-				t.Errorf("first line names no fix: %s", r.FirstLine())
-			}
-			plugintest.Golden(t, tt.name, plugin.Format(r))
+			plugintest.Judge(t, tt.name, r, plugintest.Verdict{State: tt.state, First: tt.first})
 		})
 	}
 }

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"path/filepath"
 	"strings"
 	"time"
 
@@ -33,25 +32,12 @@ var job = plugin.AgeJob{
 
 // gather reads test-restore.json; nothing else.
 func gather(ctx context.Context, a *args) facts {
-	var f facts
-	cfg, stateDir, err := a.Settings(ctx)
-	if err != nil {
-		f.SettingsErr = err
-		return f
-	}
-	if cfg != nil {
-		f.SettingsPath, f.SettingsHost = cfg.Path, cfg.Host
-	}
-	f.Path = filepath.Join(stateDir, status.TestRestoreFile)
-	plugin.Doing(ctx, "reading %s", f.Path)
 	var tr status.TestRestore
-	if f.ReadErr = status.Read(f.Path, &tr); f.ReadErr != nil {
-		return f
-	}
-	f.Status = &tr
-	if tr.State == status.Running {
-		plugin.Doing(ctx, "looking for test restore pid %d", tr.PID)
-		f.Alive = status.JobAlive(tr.PID, tr.Started)
+	js := a.ReadJobStatus(ctx, status.TestRestoreFile, &tr)
+	f := facts{SettingsErr: js.SettingsErr, SettingsPath: js.SettingsPath, SettingsHost: js.SettingsHost,
+		Path: js.Path, ReadErr: js.ReadErr, Alive: js.Alive}
+	if js.SettingsErr == nil && js.ReadErr == nil {
+		f.Status = &tr
 	}
 	return f
 }

@@ -10,8 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/alexflint/go-arg"
-
 	"github.com/drym-backup/drym/internal/plugin"
 	"github.com/drym-backup/drym/internal/plugin/plugintest"
 	"github.com/drym-backup/drym/internal/status"
@@ -28,18 +26,8 @@ func objName(t time.Time) string {
 	return "web1/" + t.UTC().Format("20060102T150405Z") + "-0123456789abcdef0123456789abcdef.tar.zst.gpg"
 }
 
-func defaults(t testing.TB, argv ...string) args {
-	t.Helper()
-	var a args
-	p, err := arg.NewParser(arg.Config{IgnoreEnv: true}, &a)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := p.Parse(argv); err != nil {
-		t.Fatal(err)
-	}
-	return a
-}
+// defaults parses argv (empty: the flag defaults) as the check would.
+func defaults(t testing.TB, argv ...string) args { return plugintest.Defaults[args](t, argv...) }
 
 // restore is an ok test restore that finished ago before ref, of a backup
 // made 4h before it started.
@@ -173,21 +161,7 @@ func TestEvaluate(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			r := evaluate(tt.f, defaults(t, tt.argv...), now)
-			if r.State != tt.state {
-				t.Errorf("state %v, want %v: %s", r.State, tt.state, r.Summary)
-			}
-			out := plugin.Format(r)
-			first, _, _ := strings.Cut(out, "\n")
-			if !strings.Contains(first, tt.first) {
-				t.Errorf("first line\n%s\nlacks\n%s", first, tt.first)
-			}
-			if r.State != plugin.OK && !plugintest.NamesFix(first) {
-				t.Errorf("non-OK first line names no fix: %s", first)
-			}
-			if len(out) > plugin.MaxOutput {
-				t.Errorf("output %d bytes", len(out))
-			}
-			plugintest.Golden(t, tt.name, out)
+			plugintest.Judge(t, tt.name, r, plugintest.Verdict{State: tt.state, First: tt.first})
 		})
 	}
 }

@@ -109,11 +109,11 @@ func WriteKeyFiles(e *openpgp.Entity, secretPath, publicPath string) error {
 	if err := writeExcl(publicPath, pub, 0o644); err != nil {
 		return err
 	}
-	if err := SyncDir(filepath.Dir(secretPath)); err != nil {
+	if err := safefile.SyncDir(filepath.Dir(secretPath)); err != nil {
 		return err
 	}
 	if d := filepath.Dir(publicPath); d != filepath.Dir(secretPath) {
-		return SyncDir(d)
+		return safefile.SyncDir(d)
 	}
 	return nil
 }

@@ -122,16 +122,7 @@ func decryptFast(rec *recorder, keys openpgp.EntityList) (io.Reader, error) {
 		default:
 			continue
 		}
-		var cands []openpgp.Key
-		if ek.KeyId == 0 {
-			cands = keys.DecryptionKeys()
-		} else {
-			cands = keys.KeysById(ek.KeyId)
-		}
-		for _, k := range cands {
-			if k.PrivateKey == nil || k.PrivateKey.Encrypted {
-				continue
-			}
+		for _, k := range candidates(keys, ek) {
 			if err := ek.Decrypt(k.PrivateKey, c); err != nil {
 				continue
 			}
@@ -468,4 +459,23 @@ func decryptGoCrypto(r io.Reader, keys openpgp.EntityList) (io.Reader, error) {
 		return nil, errors.New("cannot decrypt: the object is symmetrically encrypted, not to a key")
 	}
 	return &verifyingReader{r: md.UnverifiedBody, md: md}, nil
+}
+
+// candidates are the keys that may decrypt ek's session key, as go-crypto's
+// ReadMessage finds them: by key ID, or every decryption key for an
+// anonymous (wildcard) recipient; only those with a usable secret.
+func candidates(keys openpgp.EntityList, ek *packet.EncryptedKey) []openpgp.Key {
+	var cands []openpgp.Key
+	if ek.KeyId == 0 {
+		cands = keys.DecryptionKeys()
+	} else {
+		cands = keys.KeysById(ek.KeyId)
+	}
+	usable := cands[:0:0]
+	for _, k := range cands {
+		if k.PrivateKey != nil && !k.PrivateKey.Encrypted {
+			usable = append(usable, k)
+		}
+	}
+	return usable
 }

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -73,16 +72,7 @@ func ReadRecipients(head []byte, keys openpgp.EntityList) (Recipients, error) {
 	}
 	c := config()
 	for _, ek := range eks {
-		var cands []openpgp.Key
-		if ek.KeyId == 0 {
-			cands = keys.DecryptionKeys()
-		} else {
-			cands = keys.KeysById(ek.KeyId)
-		}
-		for _, k := range cands {
-			if k.PrivateKey == nil || k.PrivateKey.Encrypted {
-				continue
-			}
+		for _, k := range candidates(keys, ek) {
 			if err := ek.Decrypt(k.PrivateKey, c); err == nil {
 				r.DecryptedBy = k.Entity
 				return r, nil
@@ -125,19 +115,4 @@ func RetiredKeyFiles(keyFile string) (secret, public []string) {
 func retiredSuffix(p string) string {
 	_, after, _ := strings.Cut(filepath.Base(p), ".retired-")
 	return after
-}
-
-// SyncDir fsyncs a directory so that files created or renamed in it
-// survive a crash: without it a power cut after init can leave a host key
-// that the escrow already shipped but the host no longer has.
-func SyncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("cannot sync directory %s: %w", dir, err)
-	}
-	return nil
 }

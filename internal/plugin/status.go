@@ -1,11 +1,14 @@
 package plugin
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
+	"path/filepath"
 	"strings"
 
+	"github.com/drym-backup/drym/internal/config"
 	"github.com/drym-backup/drym/internal/safefile"
 	"github.com/drym-backup/drym/internal/status"
 )
@@ -48,4 +51,43 @@ func HostMismatch(statusPath, statusHost, settingsPath, settingsHost string) (r 
 	return Result{State: Unknown, Summary: fmt.Sprintf(
 		"%s is of host %q but the settings %s are for host %q: do two hosts share this state directory? give each settings file its own state_dir (backup_runner init --state-dir DIR)",
 		statusPath, statusHost, settingsPath, settingsHost)}, true
+}
+
+// JobStatus is what a check read of its job's status file in the state
+// directory: the settings it found the directory by, the file, and whether
+// a running job's process is alive.
+type JobStatus struct {
+	Settings     *config.Config // nil without a settings file (--state-dir alone)
+	SettingsErr  error          // the settings or state dir cannot be used: nothing else was read
+	SettingsPath string         // "" without a settings file
+	SettingsHost string
+	Path         string // the status file
+	ReadErr      error  // the status file cannot be read
+	Alive        bool   // the job is running and its pid is alive and is the job
+}
+
+// ReadJobStatus finds the state directory (see Settings), reads the status
+// file named file into v (a *status.Backup or *status.TestRestore) and, when
+// it says the job is running, asks whether its process is alive (the
+// difference between a run in progress and a runner that died).
+func (c *Common) ReadJobStatus(ctx context.Context, file string, v interface{ Base() *status.Common }) JobStatus {
+	var js JobStatus
+	cfg, stateDir, err := c.Settings(ctx)
+	if err != nil {
+		js.SettingsErr = err
+		return js
+	}
+	if cfg != nil {
+		js.Settings, js.SettingsPath, js.SettingsHost = cfg, cfg.Path, cfg.Host
+	}
+	js.Path = filepath.Join(stateDir, file)
+	Doing(ctx, "reading %s", js.Path)
+	if js.ReadErr = status.Read(js.Path, v); js.ReadErr != nil {
+		return js
+	}
+	if b := v.Base(); b.State == status.Running {
+		Doing(ctx, "looking for %s pid %d", b.Job, b.PID)
+		js.Alive = status.JobAlive(b.PID, b.Started)
+	}
+	return js
 }

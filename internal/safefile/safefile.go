@@ -1,5 +1,6 @@
 // Package safefile opens the small files drym trusts (settings, keys, status
-// files) without ever blocking on something that is not a regular file.
+// files) without ever blocking on something that is not a regular file, and
+// makes what drym writes survive a crash (SyncDir).
 //
 // open(2) of a FIFO for reading blocks until a writer appears, and a process
 // blocked there ignores SIGTERM's cancellation (only SIGKILL ends it); a
@@ -70,4 +71,19 @@ func kind(m fs.FileMode) string {
 		return "directory"
 	}
 	return "special file"
+}
+
+// SyncDir fsyncs a directory so that a file created, renamed or linked in
+// it survives a crash: without it a power cut can leave a status file, an
+// object or a host key (one the escrow already shipped) missing.
+func SyncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("cannot sync directory %s: %w", dir, err)
+	}
+	return nil
 }

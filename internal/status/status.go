@@ -356,20 +356,7 @@ func WriteFileAtomic(path string, data []byte, mode os.FileMode) (err error) {
 	if err = os.Rename(tmp, path); err != nil {
 		return fmt.Errorf("cannot write %s: %w", path, err)
 	}
-	return SyncDir(dir)
-}
-
-// SyncDir fsyncs a directory so a rename or link in it survives a crash.
-func SyncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("cannot sync directory %s: %w", dir, err)
-	}
-	return nil
+	return safefile.SyncDir(dir)
 }
 
 // AddHistory prepends run to history, keeping at most HistoryLen entries.

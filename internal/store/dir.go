@@ -7,11 +7,10 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 	"syscall"
 
-	"github.com/drym-backup/drym/internal/status"
+	"github.com/drym-backup/drym/internal/safefile"
 )
 
 // Dir is a store in a local (or mounted) directory.
@@ -105,7 +104,7 @@ func (d *Dir) put(ctx context.Context, name string, r io.Reader, mode os.FileMod
 		}
 		return n, fmt.Errorf("cannot publish %s: %w", final, err)
 	}
-	if err := status.SyncDir(d.dir); err != nil {
+	if err := safefile.SyncDir(d.dir); err != nil {
 		return n, err
 	}
 	return n, nil
@@ -194,7 +193,7 @@ func (d *Dir) List(ctx context.Context, prefix string, fn func(Info) error) erro
 	if err != nil {
 		return err
 	}
-	sort.Slice(ents, func(i, j int) bool { return ents[i].Name() < ents[j].Name() })
+	// os.ReadDir returns the entries sorted by name: lexical order.
 	for _, e := range ents {
 		if err := ctx.Err(); err != nil {
 			return err

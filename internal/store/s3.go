@@ -2,6 +2,7 @@ package store
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/x509"
 	"errors"
@@ -9,6 +10,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -287,11 +289,7 @@ func partSize(base int, num int32) int {
 }
 
 func sortParts(p []types.CompletedPart) {
-	for i := 1; i < len(p); i++ {
-		for j := i; j > 0 && *p[j].PartNumber < *p[j-1].PartNumber; j-- {
-			p[j], p[j-1] = p[j-1], p[j]
-		}
-	}
+	slices.SortFunc(p, func(a, b types.CompletedPart) int { return cmp.Compare(*a.PartNumber, *b.PartNumber) })
 }
 
 // Open implements Store.
@@ -335,13 +333,9 @@ func (s *S3) List(ctx context.Context, prefix string, fn func(Info) error) error
 			return s.wrap("ListObjectsV2", s.prefix+prefix, err)
 		}
 		for _, o := range page.Contents {
-			name := strings.TrimPrefix(aws.ToString(o.Key), s.prefix)
-			if name == "" || strings.Contains(name, "/") {
+			i, ok := s.info(o)
+			if !ok {
 				continue
-			}
-			i := Info{Name: name, Size: aws.ToInt64(o.Size)}
-			if o.LastModified != nil {
-				i.ModTime = *o.LastModified
 			}
 			if err := fn(i); err != nil {
 				return err
@@ -427,4 +421,19 @@ func (s *S3) wrap(op, key string, err error) error {
 		return fmt.Errorf("%s: %s failed: HTTP %d", where, op, status)
 	}
 	return fmt.Errorf("%s: %s: %w", where, op, err)
+}
+
+// info describes a listed object by its name within the store; ok is false
+// for what is not an object of the store's own level (a key in a deeper
+// folder, or the prefix itself).
+func (s *S3) info(o types.Object) (Info, bool) {
+	name := strings.TrimPrefix(aws.ToString(o.Key), s.prefix)
+	if name == "" || strings.Contains(name, "/") {
+		return Info{}, false
+	}
+	i := Info{Name: name, Size: aws.ToInt64(o.Size)}
+	if o.LastModified != nil {
+		i.ModTime = *o.LastModified
+	}
+	return i, true
 }

@@ -61,15 +61,9 @@ func (s *S3) ListPage(ctx context.Context, prefix, startAfter, token string, max
 	}
 	var p Page
 	for _, o := range out.Contents {
-		name := strings.TrimPrefix(aws.ToString(o.Key), s.prefix)
-		if name == "" || strings.Contains(name, "/") {
-			continue
+		if i, ok := s.info(o); ok {
+			p.Objects = append(p.Objects, i)
 		}
-		i := Info{Name: name, Size: aws.ToInt64(o.Size)}
-		if o.LastModified != nil {
-			i.ModTime = *o.LastModified
-		}
-		p.Objects = append(p.Objects, i)
 	}
 	if aws.ToBool(out.IsTruncated) {
 		p.Next = aws.ToString(out.NextContinuationToken)

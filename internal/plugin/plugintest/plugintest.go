@@ -15,6 +15,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/alexflint/go-arg"
+
+	"github.com/drym-backup/drym/internal/plugin"
 	"github.com/drym-backup/drym/internal/testutil"
 )
 
@@ -63,9 +66,10 @@ func NamesFix(line string) bool {
 }
 
 // Main is TestMain for a check's package: it builds the check in the
-// current directory once (unless DRYM_BIN points at make's build) so each
-// binary test does not rebuild it.
-func Main(m *testing.M) {
+// current directory, and the commands in also (package paths such as
+// "../backup_runner"), once into DRYM_BIN (unless DRYM_BIN points at make's
+// build already) so each binary test does not rebuild them.
+func Main(m *testing.M, also ...string) {
 	flag.Parse()
 	if os.Getenv("DRYM_BIN") != "" {
 		os.Exit(m.Run())
@@ -76,13 +80,64 @@ func Main(m *testing.M) {
 		os.Exit(1)
 	}
 	os.Setenv("DRYM_BIN", dir)
-	if out, err := exec.Command("go", "build", "-o", dir, ".").CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "go build: %v\n%s", err, out)
-		os.Exit(1)
+	for _, pkg := range append([]string{"."}, also...) {
+		if out, err := exec.Command("go", "build", "-o", dir, pkg).CombinedOutput(); err != nil {
+			fmt.Fprintf(os.Stderr, "go build %s: %v\n%s", pkg, err, out)
+			os.Exit(1)
+		}
 	}
 	code := m.Run()
 	os.RemoveAll(dir)
 	os.Exit(code)
+}
+
+// Defaults parses argv (empty: the flag defaults) into a check's args
+// struct, as the check's own command line would, without the environment.
+func Defaults[A any](t testing.TB, argv ...string) A {
+	t.Helper()
+	var a A
+	p, err := arg.NewParser(arg.Config{IgnoreEnv: true}, &a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Parse(argv); err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
+// Verdict is what an evaluate table row expects: the state, and a part of
+// the first line (and of the long output, when set).
+type Verdict struct {
+	State plugin.State
+	First string
+	Long  string
+}
+
+// Judge holds an evaluate result to what every check's table promises: the
+// expected state and first line, a fix named on every non-OK first line, the
+// whole output within plugin.MaxOutput, and the golden file name (the
+// gallery shows it).
+func Judge(t *testing.T, name string, r plugin.Result, want Verdict) {
+	t.Helper()
+	if r.State != want.State {
+		t.Errorf("state %v, want %v: %s", r.State, want.State, r.Summary)
+	}
+	out := plugin.Format(r)
+	first, rest, _ := strings.Cut(out, "\n")
+	if !strings.Contains(first, want.First) {
+		t.Errorf("first line\n%s\nlacks\n%s", first, want.First)
+	}
+	if !strings.Contains(rest, want.Long) {
+		t.Errorf("long output\n%s\nlacks\n%s", rest, want.Long)
+	}
+	if r.State != plugin.OK && !NamesFix(first) {
+		t.Errorf("non-OK first line names no fix: %s", first)
+	}
+	if len(out) > plugin.MaxOutput {
+		t.Errorf("output %d bytes, more than %d", len(out), plugin.MaxOutput)
+	}
+	Golden(t, name, out)
 }
 
 // Result is one run of a check binary.
