@@ -184,9 +184,10 @@ func testDoctorShippedPolicies(t *testing.T, srv *testutil.S3Server) {
 	if time.Since(ao.Checked) > time.Minute {
 		t.Errorf("checked %v", ao.Checked)
 	}
-	// The probes leave the one probe object and nothing else.
+	// The probes leave the one probe object and nothing else: beside it
+	// the backup, its statement and its signature.
 	keys := srv.Keys(t, "drym/web1/")
-	if len(keys) != 3 || keys[2] != "drym/web1/"+store.ProbeName {
+	if len(keys) != 4 || keys[2] != keys[0]+".sig" || keys[3] != "drym/web1/"+store.ProbeName {
 		t.Errorf("destination holds %v", keys)
 	}
 	out, code = checkAge(t, f)

@@ -580,11 +580,11 @@ func TestRestoreNothingUntilProven(t *testing.T) {
 		t.Fatalf("object of %d bytes: not larger than the pipeline's buffers", len(obj))
 	}
 	// The early file's data starts a few KiB into the stream: 300 KiB in
-	// is inside it. Its sidecar matches the damage, so only the MDC can
-	// tell.
+	// is inside it. Its signed statement matches the damage (as if the
+	// host had stored it so), so only the MDC can tell.
 	bad := bytes.Clone(obj)
 	bad[300<<10] ^= 0x10
-	name := r.storeObject(bad, sha(bad), time.Now().Add(time.Minute))
+	name := r.storeSigned(bad, time.Now().Add(time.Minute))
 	base := strings.TrimPrefix(src, "/")
 
 	// Into a new directory: nothing, not even the directory.
@@ -813,7 +813,7 @@ func TestRestoreCommandLine(t *testing.T) {
 	obj, _ := os.ReadFile(r.objectPath(b.Object))
 	bad := bytes.Clone(obj)
 	bad[len(bad)/2] ^= 1
-	name := r.storeObject(bad, sha(bad), time.Now().Add(time.Hour))
+	name := r.storeSigned(bad, time.Now().Add(time.Hour))
 	if out, errs, code := r.run("files", "--backup", name); code != 1 || out != "" || !strings.Contains(errs, "nothing listed") {
 		t.Errorf("files of a damaged backup: exit %d\n%s%s", code, out, errs)
 	}

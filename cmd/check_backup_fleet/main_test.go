@@ -128,13 +128,28 @@ func testBinaryFleet(t *testing.T, srv *testutil.S3Server) {
 	keys := t.TempDir()
 	sink := evidencetest.S3Sink(srv)
 	now := time.Now().UTC()
-	ago := func(d time.Duration) time.Time { return now.Add(-d) }
+	// Where the server cannot store objects as of the past (SeaweedFS),
+	// every object is stored now: web2 and web3 are then not stale but
+	// their statements are gone (CRITICAL), and the crowded host holds
+	// 1,000 objects written through S3 rather than 10,000 written into
+	// versitygw's directory. The counts, the inventory rules and the
+	// request bound are proven on both.
+	aged := srv.CanBackdate()
+	ago := func(d time.Duration) time.Time {
+		if !aged {
+			return now
+		}
+		return now.Add(-d)
+	}
 	add := func(name string, ages ...time.Duration) *evidencetest.Host {
 		h := evidencetest.NewHost(t, name, "drym", "keys", sink)
 		h.PinKey(t, keys)
 		h.Escrow(t, ago(40*24*time.Hour), ago(40*24*time.Hour))
 		for _, a := range ages {
-			h.Backup(t, ago(a+5*time.Minute), ago(a), 2000)
+			b := h.Backup(t, ago(a+5*time.Minute), ago(a), 2000)
+			if !aged && a > 26*time.Hour && a == ages[len(ages)-1] {
+				sink.Delete(t, b.Statement)
+			}
 		}
 		return h
 	}
@@ -142,19 +157,27 @@ func testBinaryFleet(t *testing.T, srv *testutil.S3Server) {
 	add("web2", 30*time.Hour) // WARNING: older than 26h
 	add("web3", 70*time.Hour) // CRITICAL: older than 50h
 	add("lab7", 2*time.Hour)  // not in the inventory
-	big := add("big1", 48*time.Hour, 2*time.Hour)
-	// 10,000 older objects for big1, written straight into versitygw's
-	// directory: the sweep must not read them.
-	dir := filepath.Join(srv.Dir, "data", srv.Bucket, "drym", "big1")
-	for i := range 10000 - 6 {
-		made := ago(time.Duration(4*24+i) * time.Hour)
-		p := filepath.Join(dir, made.Format("20060102T150405Z")+fmt.Sprintf("-%032x.tar.zst.gpg", i))
-		if err := os.WriteFile(p, []byte("old"), 0o644); err != nil {
-			t.Fatal(err)
+	add("big1", 48*time.Hour, 2*time.Hour)
+	crowd := 10000
+	if aged {
+		// 10,000 older objects for big1, written straight into
+		// versitygw's directory: the sweep must not read them.
+		dir := filepath.Join(srv.Dir, "data", srv.Bucket, "drym", "big1")
+		for i := range crowd - 6 {
+			made := ago(time.Duration(4*24+i) * time.Hour)
+			p := filepath.Join(dir, made.Format("20060102T150405Z")+fmt.Sprintf("-%032x.tar.zst.gpg", i))
+			if err := os.WriteFile(p, []byte("old"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			os.Chtimes(p, made, made)
 		}
-		os.Chtimes(p, made, made)
+	} else {
+		crowd = 1000
+		for i := range crowd - 6 {
+			made := now.Add(-time.Duration(4*24+i) * time.Hour)
+			sink.Put(t, "drym/big1/"+made.Format("20060102T150405Z")+fmt.Sprintf("-%032x.tar.zst.gpg", i), []byte("old"), now)
+		}
 	}
-	_ = big
 	inventory := filepath.Join(t.TempDir(), "hosts")
 	os.WriteFile(inventory, []byte("# the fleet\nweb1\nweb2\nweb3\nbig1\ndb2   # never set up\n"), 0o644)
 	cfg := monitoring(t, srv, proxy.URL, keys, "")
@@ -162,11 +185,18 @@ func testBinaryFleet(t *testing.T, srv *testutil.S3Server) {
 
 	proxy.Reset()
 	r := plugintest.Run(t, "check_backup_fleet", env, "--inventory", inventory, "-t", "60")
-	if r.Code != 2 || !strings.HasPrefix(r.First(), "CRITICAL: 2 CRITICAL (db2, web3), 2 WARNING (lab7, web2), 2 OK of 6 hosts") {
+	first, wants := "CRITICAL: 2 CRITICAL (db2, web3), 2 WARNING (lab7, web2), 2 OK of 6 hosts",
+		[]string{"'hosts_critical'=2;", "'hosts_warning'=2;", "'hosts_ok'=2;", "'hosts'=6;",
+			"CRITICAL db2: never backed up", "WARNING lab7: unmonitored", "CRITICAL web3: the last backup of web3 was stored 2d22h ago"}
+	if !aged {
+		first, wants = "CRITICAL: 3 CRITICAL (db2, web2, web3), 1 WARNING (lab7), 2 OK of 6 hosts",
+			[]string{"'hosts_critical'=3;", "'hosts_warning'=1;", "'hosts_ok'=2;", "'hosts'=6;",
+				"CRITICAL db2: never backed up", "WARNING lab7: unmonitored", ".sha256 is missing from"}
+	}
+	if r.Code != 2 || !strings.HasPrefix(r.First(), first) {
 		t.Fatalf("exit %d:\n%s%s", r.Code, r.Stdout, r.Stderr)
 	}
-	for _, want := range []string{"'hosts_critical'=2;", "'hosts_warning'=2;", "'hosts_ok'=2;", "'hosts'=6;",
-		"CRITICAL db2: never backed up", "WARNING lab7: unmonitored", "CRITICAL web3: the last backup of web3 was stored 2d22h ago"} {
+	for _, want := range wants {
 		if !strings.Contains(r.Stdout, want) {
 			t.Errorf("output lacks %q:\n%s", want, r.Stdout)
 		}
@@ -187,7 +217,7 @@ func testBinaryFleet(t *testing.T, srv *testutil.S3Server) {
 	}
 	t.Logf("requests per host: %v (total %d)", per, proxy.Total())
 	if per["web1"] != 6 || per["big1"] != per["web1"] {
-		t.Errorf("requests: web1 %d, big1 (10,000 objects) %d; want 6 each (4 for the backup, 2 for the escrow)", per["web1"], per["big1"])
+		t.Errorf("requests: web1 %d, big1 (%d objects) %d; want 6 each (4 for the backup, 2 for the escrow)", per["web1"], crowd, per["big1"])
 	}
 	if per["db2"] != 0 || per["lab7"] != 0 {
 		t.Errorf("hosts judged without a request cost some: db2 %d, lab7 %d", per["db2"], per["lab7"])

@@ -431,3 +431,22 @@ func ShippedPolicy(t testing.TB, vars map[string]string, grants [][2]string) str
 	}
 	return string(out)
 }
+
+// Backdate sets the stored time (LastModified) of the object key to at, and
+// reports whether the server allows it. versitygw's posix backend keeps an
+// object as a plain file whose mtime is its LastModified; SeaweedFS keeps
+// objects in its volume servers and offers no way, through S3 or on disk, to
+// change when an object was stored: tests that need old objects say so and
+// prove what they can with objects stored now.
+func (s *S3Server) Backdate(key string, at time.Time) bool {
+	if s.Engine != "versitygw" {
+		return false
+	}
+	if err := os.Chtimes(filepath.Join(s.Dir, "data", s.Bucket, filepath.FromSlash(key)), at, at); err != nil {
+		s.t.Fatalf("backdate %s: %v", key, err)
+	}
+	return true
+}
+
+// CanBackdate reports whether Backdate works on this server.
+func (s *S3Server) CanBackdate() bool { return s.Engine == "versitygw" }

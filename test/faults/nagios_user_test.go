@@ -57,7 +57,7 @@ func TestChecksAsNagiosAfterUmask077(t *testing.T) {
 	asRoot("backup")
 	asRoot("test-restore")
 
-	for _, check := range []string{"check_backup_age", "check_test_restore"} {
+	for _, check := range []string{"check_backup_age", "check_test_restore", "check_key_escrow"} {
 		cmd := exec.Command(checkBinary(t, check), "--config", cfg)
 		cmd.Env = cleanEnv()
 		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}}
