@@ -52,6 +52,7 @@ type S3Server struct {
 	port    string
 	ports   map[string]string // an engine's further listeners
 	cmd     *exec.Cmd
+	exited  chan struct{} // closed once cmd has been waited for
 	bin     string
 	t       testing.TB
 	logFile string
@@ -139,12 +140,29 @@ func startS3(t testing.TB, e s3Engine) *S3Server {
 		VirtualDomain: virtualDomain,
 		logFile:       filepath.Join(dir, e.name()+".log"),
 	}
-	s.port = FreePort(t)
-	s.Endpoint = "http://127.0.0.1:" + s.port
-	e.prepare(s)
 	started := time.Now()
-	s.Start()
 	t.Cleanup(s.Stop)
+	// Ports are picked free a moment before the server binds them; a test
+	// process starting another server meanwhile (packages run in parallel,
+	// and SeaweedFS binds eight ports) can take one. A first start that
+	// fails so is retried on fresh ports.
+	for attempt := 1; ; attempt++ {
+		s.port = FreePort(t)
+		s.Endpoint = "http://127.0.0.1:" + s.port
+		e.prepare(s)
+		err := s.start()
+		if err == nil {
+			break
+		}
+		b, _ := os.ReadFile(s.logFile)
+		if attempt < 3 && strings.Contains(string(b), "address already in use") {
+			t.Logf("%s: a port was taken before it could bind it; again on other ports", e.name())
+			s.Kill()
+			os.Truncate(s.logFile, 0)
+			continue
+		}
+		t.Fatalf("%v:\n%s", err, tail(b, 4000))
+	}
 
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
@@ -161,34 +179,59 @@ func startS3(t testing.TB, e s3Engine) *S3Server {
 // and returns once it answers S3 requests.
 func (s *S3Server) Start() {
 	s.t.Helper()
+	if err := s.start(); err != nil {
+		b, _ := os.ReadFile(s.logFile)
+		s.t.Fatalf("%v:\n%s", err, tail(b, 4000))
+	}
+}
+
+func (s *S3Server) start() error {
 	log, err := os.OpenFile(s.logFile, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
-		s.t.Fatal(err)
+		return err
 	}
 	cmd := s.eng.command(s)
 	cmd.Stdout, cmd.Stderr = log, log
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
-		s.t.Fatalf("start %s: %v", s.Engine, err)
+		log.Close()
+		return fmt.Errorf("start %s: %w", s.Engine, err)
 	}
 	log.Close()
 	s.cmd = cmd
+	exited := make(chan struct{})
+	s.exited = exited
+	go func() { cmd.Wait(); close(exited) }()
 	// Any HTTP answer on the S3 port means the gateway listens; an engine
 	// whose gateway answers before its storage is up waits in setup (first
 	// start) or here, until a root request about the bucket succeeds.
 	deadline := time.Now().Add(60 * time.Second)
 	for time.Now().Before(deadline) {
+		select {
+		case <-exited:
+			return fmt.Errorf("%s exited while starting on %s", s.Engine, s.Endpoint)
+		default:
+		}
 		resp, err := http.Get(s.Endpoint)
 		if err == nil {
 			resp.Body.Close()
 			if s.bucketReady() {
-				return
+				return nil
 			}
+		}
+		if s.listenerFailed() {
+			return fmt.Errorf("%s could not bind a port on 127.0.0.1", s.Engine)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+	return fmt.Errorf("%s did not start on %s", s.Engine, s.Endpoint)
+}
+
+// listenerFailed reports whether the server's log says one of its
+// listeners could not bind (SeaweedFS logs that and lives on without it).
+func (s *S3Server) listenerFailed() bool {
 	b, _ := os.ReadFile(s.logFile)
-	s.t.Fatalf("%s did not start on %s:\n%s", s.Engine, s.Endpoint, tail(b, 4000))
+	return strings.Contains(string(b), "address already in use")
 }
 
 // bucketReady reports whether the bucket answers a root request, or that
@@ -208,7 +251,7 @@ func (s *S3Server) bucketReady() bool {
 func (s *S3Server) Kill() {
 	if s.cmd != nil && s.cmd.Process != nil {
 		_ = syscall.Kill(-s.cmd.Process.Pid, syscall.SIGKILL)
-		_ = s.cmd.Wait()
+		<-s.exited // start's goroutine reaps it
 		s.cmd = nil
 	}
 }
