@@ -90,6 +90,26 @@ func (t *table) print(w io.Writer) {
 	tw.Flush()
 }
 
+// storeCheck is doctor's look at one S3 store (the destination or the
+// escrow): the probes' results, and the table it prints.
+type storeCheck struct {
+	ctx      context.Context
+	cfg      *config.Config
+	role     string // "destination" or "escrow"
+	remote   config.Remote
+	probe    string // the probe object's name
+	isEscrow bool
+	putOnly  string // the policy file the upload credentials should have
+	listed   string // what a listing looks at: the escrow's zips of this host, or the whole host folder
+
+	ws   *store.S3 // with the upload credentials
+	rs   *store.S3 // with the read credentials (nil when rerr is set)
+	rerr error
+	p    *store.Promise
+	ao   status.AppendOnly
+	t    table
+}
+
 // checkStore prints the table of one store and reports whether all went
 // well: no FAIL line, so the append-only promise holds too.
 func checkStore(ctx context.Context, w io.Writer, cfg *config.Config, role string, remote config.Remote, sub, probe string, content []byte, isEscrow bool) bool {
@@ -103,88 +123,112 @@ func checkStore(ctx context.Context, w io.Writer, cfg *config.Config, role strin
 	if loc.Scheme == "dir" {
 		return checkDir(w, role, remote.URL, loc.Path, sub)
 	}
-	var t table
-	ws, err := openS3(ctx, remote, sub, store.Write)
-	if err != nil {
+	c := &storeCheck{ctx: ctx, cfg: cfg, role: role, remote: remote, probe: probe, isEscrow: isEscrow,
+		putOnly: "plugins.d/s3/backup-put-only-policy.json"}
+	if isEscrow {
+		c.putOnly, c.listed = "plugins.d/s3/escrow-policy.json", escrow.NamePrefix+cfg.Host+"-"
+	}
+	if c.ws, err = openS3(ctx, remote, sub, store.Write); err != nil {
 		fmt.Fprintf(w, "%s %s\n  FAIL  cannot use the %s credentials: %v\n", role, remote.URL, profileName(remote.Profile), err)
 		return false
 	}
-	p := ws.ProbePromise(ctx, probe, content)
-	if p.Unreachable {
-		fmt.Fprintf(w, "%s %s\n  %s\n\n", role, ws, describeS3(ws, remote, role))
-		t.add(rFail, "endpoint", "%v", p.Upload.Err)
-		t.print(w)
+	c.p = c.ws.ProbePromise(ctx, probe, content)
+	if c.p.Unreachable {
+		fmt.Fprintf(w, "%s %s\n  %s\n\n", role, c.ws, describeS3(c.ws, remote, role))
+		c.t.add(rFail, "endpoint", "%v", c.p.Upload.Err)
+		c.t.print(w)
 		fmt.Fprintf(w, "  => append-only: not probed: the endpoint did not answer\n")
 		return false
 	}
-	if p.Upload.Result != store.ProbeOK {
-		// The wrong addressing style fails in ways that name neither it
-		// nor path_style (a host name that does not resolve, a bucket that
-		// does not exist, access denied to another bucket): try the other.
-		other := remote
-		other.PathStyle = !remote.PathStyle
-		if alt, err := openS3(ctx, other, sub, store.Write); err == nil {
-			if op := alt.ProbePromise(ctx, probe, content); op.Upload.Result == store.ProbeOK {
-				t.add(rFail, "addressing", "path_style = %t does not work with this endpoint (%v); path_style = %t does: set path_style = %t in [%s] of %s",
-					remote.PathStyle, p.Upload.Err, other.PathStyle, other.PathStyle, section(role), cfg.Path)
-				ws, p, remote = alt, op, other
-			}
+	c.tryOtherAddressing(sub, content)
+	fmt.Fprintf(w, "%s %s\n  %s\n\n", role, c.ws, describeS3(c.ws, c.remote, role))
+	c.rs, c.rerr = openS3(ctx, c.remote, sub, store.Read)
+	c.readBucketSettings()
+	c.ao = c.p.AppendOnly(time.Now())
+
+	c.promiseRows()
+	c.uploadProfileRows()
+	c.readProfileRows()
+	if !isEscrow {
+		c.lifecycleRow()
+	}
+	c.addressingAndClockRows()
+	c.t.print(w)
+	return c.verdict(w)
+}
+
+// tryOtherAddressing: the wrong addressing style fails in ways that name
+// neither it nor path_style (a host name that does not resolve, a bucket
+// that does not exist, access denied to another bucket): when the upload
+// fails, try the other style, and say which one works.
+func (c *storeCheck) tryOtherAddressing(sub string, content []byte) {
+	if c.p.Upload.Result == store.ProbeOK {
+		return
+	}
+	other := c.remote
+	other.PathStyle = !c.remote.PathStyle
+	alt, err := openS3(c.ctx, other, sub, store.Write)
+	if err != nil {
+		return
+	}
+	if op := alt.ProbePromise(c.ctx, c.probe, content); op.Upload.Result == store.ProbeOK {
+		c.t.add(rFail, "addressing", "path_style = %t does not work with this endpoint (%v); path_style = %t does: set path_style = %t in [%s] of %s",
+			c.remote.PathStyle, c.p.Upload.Err, other.PathStyle, other.PathStyle, section(c.role), c.cfg.Path)
+		c.ws, c.p, c.remote = alt, op, other
+	}
+}
+
+// readBucketSettings asks the read credentials for the bucket settings the
+// upload credentials may not read (the monitoring policy grants them).
+func (c *storeCheck) readBucketSettings() {
+	if c.rerr != nil {
+		return
+	}
+	if c.p.Versioning.Result == status.ProbeUnknown {
+		if v := c.rs.ProbeVersioning(c.ctx); v.Result != status.ProbeUnknown {
+			c.p.Versioning = v
 		}
 	}
-	fmt.Fprintf(w, "%s %s\n  %s\n\n", role, ws, describeS3(ws, remote, role))
-
-	rs, rerr := openS3(ctx, remote, sub, store.Read)
-	// Bucket settings the upload credentials may not read: ask the read
-	// credentials too (the monitoring policy grants them).
-	if rerr == nil {
-		if p.Versioning.Result == status.ProbeUnknown {
-			if v := rs.ProbeVersioning(ctx); v.Result != status.ProbeUnknown {
-				p.Versioning = v
-			}
-		}
-		if p.ObjectLock.Result == status.ProbeUnknown {
-			if l := rs.ProbeObjectLock(ctx); l.Result != status.ProbeUnknown {
-				p.ObjectLock = l
-			}
+	if c.p.ObjectLock.Result == status.ProbeUnknown {
+		if l := c.rs.ProbeObjectLock(c.ctx); l.Result != status.ProbeUnknown {
+			c.p.ObjectLock = l
 		}
 	}
-	ao := p.AppendOnly(time.Now())
+}
 
+// promiseRows are the rows the append-only promise rests on: upload,
+// overwrite, delete, version delete, and what keeps old bytes.
+func (c *storeCheck) promiseRows() {
+	p, ao, t := c.p, &c.ao, &c.t
 	switch p.Upload.Result {
 	case store.ProbeOK:
 		how := "created it"
 		if !p.Created {
 			how = "it exists, and the server refused to replace it"
 		}
-		t.add(rOK, "upload", "PUT %s%s with If-None-Match: * (%s)", ws, probe, how)
+		t.add(rOK, "upload", "PUT %s%s with If-None-Match: * (%s)", c.ws, c.probe, how)
 	case status.ProbeDenied:
-		t.add(rFail, "upload", "the %s credentials may not upload: %v", profileName(remote.Profile), p.Upload.Err)
+		t.add(rFail, "upload", "the %s credentials may not upload: %v", profileName(c.remote.Profile), p.Upload.Err)
 	default:
 		t.add(rFail, "upload", "%v", p.Upload.Err)
 	}
-
 	switch {
 	case ao.Overwrite == status.ProbeRefused:
 		t.add(rOK, "overwrite refused", "a repeated PUT with If-None-Match: * was refused (%d)", p.Overwrite.HTTP)
 	case ao.Overwrite == status.ProbeIgnored && ao.VersionsKept():
-		t.add(rWarn, "overwrite refused", "the server ignores If-None-Match and replaced the probe object; %s keeps the old bytes", keeper(&ao))
+		t.add(rWarn, "overwrite refused", "the server ignores If-None-Match and replaced the probe object; %s keeps the old bytes", keeper(ao))
 	case ao.Overwrite == status.ProbeIgnored:
-		t.add(rFail, "overwrite refused", "the server ignores If-None-Match and replaced the probe object, and nothing keeps the old bytes: a compromised host can overwrite the backups it knows the names of; enable bucket versioning (aws s3api put-bucket-versioning --bucket %s --versioning-configuration Status=Enabled) or Object Lock", bucketOf(ws))
+		t.add(rFail, "overwrite refused", "the server ignores If-None-Match and replaced the probe object, and nothing keeps the old bytes: a compromised host can overwrite the backups it knows the names of; enable bucket versioning (aws s3api put-bucket-versioning --bucket %s --versioning-configuration Status=Enabled) or Object Lock", bucketOf(c.ws))
 	default:
 		t.add(rFail, "overwrite refused", "could not tell: %v", p.Overwrite.Err)
-	}
-
-	putOnly := "plugins.d/s3/backup-put-only-policy.json"
-	if isEscrow {
-		putOnly = "plugins.d/s3/escrow-policy.json"
 	}
 	switch {
 	case ao.Delete == status.ProbeDenied:
 		t.add(rOK, "delete denied", "DELETE of a name that does not exist answered %d %s", p.Delete.HTTP, p.Delete.Code)
 	case ao.Delete == status.ProbeAllowed && ao.VersionsKept():
-		t.add(rWarn, "delete denied", "DELETE answered %d: these credentials may delete, but deletes keep old versions (%s): a delete only hides a backup behind a delete marker; deny s3:DeleteObject anyway (%s)", p.Delete.HTTP, keeper(&ao), putOnly)
+		t.add(rWarn, "delete denied", "DELETE answered %d: these credentials may delete, but deletes keep old versions (%s): a delete only hides a backup behind a delete marker; deny s3:DeleteObject anyway (%s)", p.Delete.HTTP, keeper(ao), c.putOnly)
 	case ao.Delete == status.ProbeAllowed:
-		t.add(rFail, "delete denied", "DELETE of a name that does not exist answered %d: this host can delete its %s; deny s3:DeleteObject to these credentials (%s)", p.Delete.HTTP, what(isEscrow), putOnly)
+		t.add(rFail, "delete denied", "DELETE of a name that does not exist answered %d: this host can delete its %s; deny s3:DeleteObject to these credentials (%s)", p.Delete.HTTP, what(c.isEscrow), c.putOnly)
 	default:
 		t.add(rFail, "delete denied", "could not tell: %v", p.Delete.Err)
 	}
@@ -192,129 +236,135 @@ func checkStore(ctx context.Context, w io.Writer, cfg *config.Config, role strin
 	case ao.DeleteVersion == status.ProbeDenied:
 		t.add(rOK, "version delete denied", "DELETE ?versionId=null answered %d %s", p.DeleteVersion.HTTP, p.DeleteVersion.Code)
 	case ao.DeleteVersion == status.ProbeAllowed && ao.Locked():
-		t.add(rWarn, "version delete denied", "DELETE ?versionId=null answered %d, but Object Lock keeps every version for its retention; deny s3:DeleteObjectVersion anyway (%s)", p.DeleteVersion.HTTP, putOnly)
+		t.add(rWarn, "version delete denied", "DELETE ?versionId=null answered %d, but Object Lock keeps every version for its retention; deny s3:DeleteObjectVersion anyway (%s)", p.DeleteVersion.HTTP, c.putOnly)
 	case ao.DeleteVersion == status.ProbeAllowed:
-		t.add(rFail, "version delete denied", "DELETE ?versionId=null answered %d: these credentials can delete for good, even from a versioned bucket; deny s3:DeleteObjectVersion (%s)", p.DeleteVersion.HTTP, putOnly)
+		t.add(rFail, "version delete denied", "DELETE ?versionId=null answered %d: these credentials can delete for good, even from a versioned bucket; deny s3:DeleteObjectVersion (%s)", p.DeleteVersion.HTTP, c.putOnly)
 	default:
 		t.add(rFail, "version delete denied", "could not tell: %v", p.DeleteVersion.Err)
 	}
 	if p.Marker != "" {
-		t.add(rWarn, "leftovers", "the delete probe left a delete marker for s3://%s/%s (these credentials may delete objects but not versions); the bucket admin can remove it", bucketOf(ws), p.Marker)
+		t.add(rWarn, "leftovers", "the delete probe left a delete marker for s3://%s/%s (these credentials may delete objects but not versions); the bucket admin can remove it", bucketOf(c.ws), p.Marker)
 	}
-	bucketSetting(&t, "versioning", p.Versioning, ws, "s3:GetBucketVersioning")
-	bucketSetting(&t, "object lock", p.ObjectLock, ws, "s3:GetBucketObjectLockConfiguration")
+	bucketSetting(t, "versioning", p.Versioning, c.ws, "s3:GetBucketVersioning")
+	bucketSetting(t, "object lock", p.ObjectLock, c.ws, "s3:GetBucketObjectLockConfiguration")
+}
 
-	// What else the upload credentials may do: reading or listing is not a
-	// threat to the promise, but more than a backup needs. (The escrow
-	// lists only its host's zips, as check_key_escrow does.)
-	listed := ""
-	if isEscrow {
-		listed = escrow.NamePrefix + cfg.Host + "-"
+// uploadProfileRows: what else the upload credentials may do. Reading or
+// listing is no threat to the promise, but more than a backup needs. (The
+// escrow lists only its host's zips, as check_key_escrow does.)
+func (c *storeCheck) uploadProfileRows() {
+	if c.remote.ReadProfile == c.remote.Profile {
+		return
 	}
-	type named struct {
+	up := profileName(c.remote.Profile)
+	for _, pr := range []struct {
 		check string
 		probe store.Probe
-	}
-	var others []named
-	if remote.ReadProfile != remote.Profile {
-		others = []named{
-			{"read by " + profileName(remote.Profile), ws.ProbeRead(ctx, probe)},
-			{"list by " + profileName(remote.Profile), ws.ProbeList(ctx, listed)},
-		}
-	}
-	for _, pr := range others {
+	}{
+		{"read by " + up, c.ws.ProbeRead(c.ctx, c.probe)},
+		{"list by " + up, c.ws.ProbeList(c.ctx, c.listed)},
+	} {
 		switch {
 		case pr.probe.Result == status.ProbeDenied:
-			t.add(rOK, pr.check, "denied (%d): a compromised host cannot read its history", pr.probe.HTTP)
-		case isEscrow && pr.probe.Result != status.ProbeUnknown:
-			t.add(rInfo, pr.check, "allowed: the escrow policy lets the host find and read back its own zips")
+			c.t.add(rOK, pr.check, "denied (%d): a compromised host cannot read its history", pr.probe.HTTP)
+		case c.isEscrow && pr.probe.Result != status.ProbeUnknown:
+			c.t.add(rInfo, pr.check, "allowed: the escrow policy lets the host find and read back its own zips")
 		case pr.probe.Result == status.ProbeUnknown:
-			t.add(rInfo, pr.check, "could not tell: %v", pr.probe.Err)
+			c.t.add(rInfo, pr.check, "could not tell: %v", pr.probe.Err)
 		default:
-			t.add(rWarn, pr.check, "allowed: a compromised host can read its backups; drym's uploads need s3:PutObject only (%s)", putOnly)
+			c.t.add(rWarn, pr.check, "allowed: a compromised host can read its backups; drym's uploads need s3:PutObject only (%s)", c.putOnly)
 		}
 	}
+}
 
-	// The read credentials: test-restore, restore, list and the checks'
-	// --remote (check_key_escrow for the escrow).
-	rp := profileName(remote.ReadProfile)
-	if rerr != nil {
-		t.add(rFail, "read profile", "cannot use the %s credentials: %v", rp, rerr)
-	} else {
-		users, policy := "test-restore, restore, list and check_backup_age --remote", "plugins.d/s3/monitoring-read-only-policy.json"
-		if isEscrow {
-			users, policy = "check_key_escrow", "plugins.d/s3/escrow-policy.json"
-		}
-		switch l := rs.ProbeList(ctx, listed); l.Result {
-		case status.ProbeAllowed:
-			t.add(rOK, "list by "+rp, "allowed")
-		case status.ProbeDenied:
-			t.add(rFail, "list by "+rp, "denied (%d): %s cannot find %s; grant s3:ListBucket on the prefix (%s)", l.HTTP, users, what(isEscrow), policy)
-		default:
-			t.add(rFail, "list by "+rp, "%v", l.Err)
-		}
-		switch r := rs.ProbeRead(ctx, probe); r.Result {
-		case status.ProbeAllowed:
-			t.add(rOK, "read by "+rp, "allowed")
-		case status.ProbeDenied:
-			t.add(rFail, "read by "+rp, "denied (%d): %s cannot read %s; grant s3:GetObject on the prefix (%s)", r.HTTP, users, what(isEscrow), policy)
-		case store.ProbeNone:
-			t.add(rInfo, "read by "+rp, "nothing to read yet (the probe object is missing)")
-		default:
-			t.add(rFail, "read by "+rp, "%v", r.Err)
-		}
+// readProfileRows: the read credentials must list and read (test-restore,
+// restore, list and the checks' --remote; check_key_escrow for the escrow).
+func (c *storeCheck) readProfileRows() {
+	rp := profileName(c.remote.ReadProfile)
+	if c.rerr != nil {
+		c.t.add(rFail, "read profile", "cannot use the %s credentials: %v", rp, c.rerr)
+		return
 	}
-
-	if !isEscrow {
-		lc := ws.ProbeLifecycle(ctx)
-		if lc.Result == status.ProbeUnknown && rerr == nil {
-			if r := rs.ProbeLifecycle(ctx); r.Result != status.ProbeUnknown {
-				lc = r
-			}
-		}
-		switch lc.Result {
-		case store.ProbePresent:
-			t.add(rOK, "lifecycle rule", "%s", lc.Detail)
-		case store.ProbeNone:
-			t.add(rWarn, "lifecycle rule", "no enabled rule expires backups under %s: they are kept for ever, and abandoned multipart uploads cost storage (plugins.d/s3/lifecycle.json)", ws)
-		case store.ProbeUnsupported:
-			t.add(rInfo, "lifecycle rule", "the server does not implement lifecycle rules: remove old backups and abandoned multipart uploads as its admin")
-		default:
-			t.add(rInfo, "lifecycle rule", "not readable with these credentials (the bucket admin can: aws s3api get-bucket-lifecycle-configuration --bucket %s)", bucketOf(ws))
-		}
+	users, policy := "test-restore, restore, list and check_backup_age --remote", "plugins.d/s3/monitoring-read-only-policy.json"
+	if c.isEscrow {
+		users, policy = "check_key_escrow", "plugins.d/s3/escrow-policy.json"
 	}
-
-	if len(t.rows) == 0 || t.rows[0].check != "addressing" {
-		t.add(rOK, "addressing", "%s works", styleName(ws.PathStyle()))
-	}
-	switch {
-	case p.ServerDate.IsZero():
-		t.add(rInfo, "clock", "the server sent no Date header")
+	switch l := c.rs.ProbeList(c.ctx, c.listed); l.Result {
+	case status.ProbeAllowed:
+		c.t.add(rOK, "list by "+rp, "allowed")
+	case status.ProbeDenied:
+		c.t.add(rFail, "list by "+rp, "denied (%d): %s cannot find %s; grant s3:ListBucket on the prefix (%s)", l.HTTP, users, what(c.isEscrow), policy)
 	default:
-		skew := p.LocalDate.Sub(p.ServerDate)
-		// Date has one-second resolution: a second off is no skew.
-		if skew.Abs() > status.ClockSkew {
-			t.add(rWarn, "clock", "this host's clock is %s %s the server's: backup names carry this host's time and the checks distrust times more than %s ahead; fix NTP (timedatectl status)",
-				skew.Abs().Round(time.Second), map[bool]string{true: "ahead of", false: "behind"}[skew > 0], status.ClockSkew)
-		} else {
-			t.add(rOK, "clock", "within %s of the server's Date", max(skew.Abs().Round(time.Second), time.Second))
+		c.t.add(rFail, "list by "+rp, "%v", l.Err)
+	}
+	switch r := c.rs.ProbeRead(c.ctx, c.probe); r.Result {
+	case status.ProbeAllowed:
+		c.t.add(rOK, "read by "+rp, "allowed")
+	case status.ProbeDenied:
+		c.t.add(rFail, "read by "+rp, "denied (%d): %s cannot read %s; grant s3:GetObject on the prefix (%s)", r.HTTP, users, what(c.isEscrow), policy)
+	case store.ProbeNone:
+		c.t.add(rInfo, "read by "+rp, "nothing to read yet (the probe object is missing)")
+	default:
+		c.t.add(rFail, "read by "+rp, "%v", r.Err)
+	}
+}
+
+// lifecycleRow: a destination needs a rule that expires old backups and
+// abandoned multipart uploads.
+func (c *storeCheck) lifecycleRow() {
+	lc := c.ws.ProbeLifecycle(c.ctx)
+	if lc.Result == status.ProbeUnknown && c.rerr == nil {
+		if r := c.rs.ProbeLifecycle(c.ctx); r.Result != status.ProbeUnknown {
+			lc = r
 		}
 	}
-	t.print(w)
+	switch lc.Result {
+	case store.ProbePresent:
+		c.t.add(rOK, "lifecycle rule", "%s", lc.Detail)
+	case store.ProbeNone:
+		c.t.add(rWarn, "lifecycle rule", "no enabled rule expires backups under %s: they are kept for ever, and abandoned multipart uploads cost storage (plugins.d/s3/lifecycle.json)", c.ws)
+	case store.ProbeUnsupported:
+		c.t.add(rInfo, "lifecycle rule", "the server does not implement lifecycle rules: remove old backups and abandoned multipart uploads as its admin")
+	default:
+		c.t.add(rInfo, "lifecycle rule", "not readable with these credentials (the bucket admin can: aws s3api get-bucket-lifecycle-configuration --bucket %s)", bucketOf(c.ws))
+	}
+}
 
-	holds := ao.Holds() && p.Upload.Result == store.ProbeOK
+// addressingAndClockRows: the addressing style that works, and this host's
+// clock against the server's Date (backup names carry this host's time).
+func (c *storeCheck) addressingAndClockRows() {
+	if len(c.t.rows) == 0 || c.t.rows[0].check != "addressing" {
+		c.t.add(rOK, "addressing", "%s works", styleName(c.ws.PathStyle()))
+	}
+	if c.p.ServerDate.IsZero() {
+		c.t.add(rInfo, "clock", "the server sent no Date header")
+		return
+	}
+	skew := c.p.LocalDate.Sub(c.p.ServerDate)
+	// Date has one-second resolution: a second off is no skew.
+	if skew.Abs() > status.ClockSkew {
+		c.t.add(rWarn, "clock", "this host's clock is %s %s the server's: backup names carry this host's time and the checks distrust times more than %s ahead; fix NTP (timedatectl status)",
+			skew.Abs().Round(time.Second), map[bool]string{true: "ahead of", false: "behind"}[skew > 0], status.ClockSkew)
+	} else {
+		c.t.add(rOK, "clock", "within %s of the server's Date", max(skew.Abs().Round(time.Second), time.Second))
+	}
+}
+
+// verdict prints the table's conclusion and reports whether all went well.
+func (c *storeCheck) verdict(w io.Writer) bool {
+	holds := c.ao.Holds() && c.p.Upload.Result == store.ProbeOK
 	switch {
-	case holds && ao.Locked():
-		fmt.Fprintf(w, "  => append-only: holds for the Object Lock retention: this host can add %s but cannot delete or replace them\n", what(isEscrow))
+	case holds && c.ao.Locked():
+		fmt.Fprintf(w, "  => append-only: holds for the Object Lock retention: this host can add %s but cannot delete or replace them\n", what(c.isEscrow))
 	case holds:
-		fmt.Fprintf(w, "  => append-only: holds: this host can add %s but cannot delete or replace them\n", what(isEscrow))
+		fmt.Fprintf(w, "  => append-only: holds: this host can add %s but cannot delete or replace them\n", what(c.isEscrow))
 	default:
 		fmt.Fprintf(w, "  => append-only: DOES NOT HOLD: fix the FAIL lines above, then run backup_runner doctor again\n")
 	}
-	if holds && t.failed() {
+	if holds && c.t.failed() {
 		fmt.Fprintf(w, "  => but fix the FAIL lines above\n")
 	}
-	return holds && !t.failed()
+	return holds && !c.t.failed()
 }
 
 // bucketSetting adds the row of a bucket setting (versioning, Object Lock).

@@ -54,9 +54,30 @@ func (c *listCmd) run(ctx context.Context, a *app) int {
 	if err != nil {
 		return a.fail(exitFailure, "%v", err)
 	}
-	objs, err := backup.Objects(ctx, s)
+	items, err := listBackups(ctx, a, cfg, s)
 	if err != nil {
 		return a.fail(exitFailure, "%v", err)
+	}
+	if c.JSON {
+		out, _ := json.MarshalIndent(items, "", "  ")
+		fmt.Fprintln(a.stdout, string(out))
+		return exitOK
+	}
+	if len(items) == 0 {
+		a.printf("no backups in %s\n", s)
+		return exitOK
+	}
+	printBackups(a, items)
+	return exitOK
+}
+
+// listBackups lists the backup objects in s, newest first, each judged by
+// its signed statement (two small reads, listWorkers at a time), and marks
+// the one "latest" means.
+func listBackups(ctx context.Context, a *app, cfg *config.Config, s store.Store) ([]listItem, error) {
+	objs, err := backup.Objects(ctx, s)
+	if err != nil {
+		return nil, err
 	}
 	keys, kerr := publicKeys(cfg)
 	if kerr != nil {
@@ -94,32 +115,33 @@ func (c *listCmd) run(ctx context.Context, a *app) int {
 	}
 	wg.Wait()
 	if err := errors.Join(errs...); err != nil {
-		return a.fail(exitFailure, "%v", err)
+		return nil, err
 	}
-	// The same choice as backup.Latest: the newest signed object not
-	// dated in the future, among the newest MaxCandidates of those.
+	markLatest(items)
+	return items, nil
+}
+
+// markLatest makes the same choice as backup.Latest: the newest signed
+// object not dated in the future, among the newest MaxCandidates of those.
+func markLatest(items []listItem) {
 	cands := 0
 	for i := range items {
 		if items[i].Future {
 			continue
 		}
 		if cands++; cands > backup.MaxCandidates {
-			break
+			return
 		}
 		if items[i].Signature == "signed" {
 			items[i].Latest = true
-			break
+			return
 		}
 	}
-	if c.JSON {
-		out, _ := json.MarshalIndent(items, "", "  ")
-		fmt.Fprintln(a.stdout, string(out))
-		return exitOK
-	}
-	if len(items) == 0 {
-		a.printf("no backups in %s\n", s)
-		return exitOK
-	}
+}
+
+// printBackups prints one line a backup with its marks, then what the
+// marks mean, for the marks present.
+func printBackups(a *app, items []listItem) {
 	var future, unsigned, untrusted int
 	for _, i := range items {
 		marks := []string{i.Signature}
@@ -149,7 +171,6 @@ func (c *listCmd) run(ctx context.Context, a *app) int {
 	if untrusted > 0 {
 		a.printf("UNTRUSTED: %d whose signature or statement is wrong: not made by this host, or altered; do not restore them\n", untrusted)
 	}
-	return exitOK
 }
 
 // publicKeys reads the host public key and the retired ones beside the

@@ -149,7 +149,7 @@ func Build(p Params) (*Zip, error) {
 	}
 	host := p.Config.Host
 	fp := crypt.Fingerprint(p.Key)
-	secret, err := crypt.ArmorSecret(p.Key)
+	secretName, secret, err := secretMember(p)
 	if err != nil {
 		return nil, err
 	}
@@ -161,27 +161,75 @@ func Build(p Params) (*Zip, error) {
 	if err != nil {
 		return nil, fmt.Errorf("escrow: cannot encode settings: %w", err)
 	}
-	secretName := MemberSecret
-	if len(p.Team) > 0 {
-		var buf bytes.Buffer
-		w, err := crypt.Encrypt(&buf, p.Team)
-		if err != nil {
-			return nil, fmt.Errorf("escrow: encrypting the secret key to [escrow] recipients: %w", err)
-		}
-		if _, err := w.Write(secret); err != nil {
-			return nil, err
-		}
-		if err := w.Close(); err != nil {
-			return nil, err
-		}
-		secret, secretName = buf.Bytes(), MemberSecretEncrypted
+	doc, err := restoreSteps(p)
+	if err != nil {
+		return nil, err
 	}
+	members := []member{
+		{secretName, secret, 0o600},
+		{MemberPublic, public, 0o644},
+		{MemberConfig, settings, 0o644},
+		{MemberRestoreDoc, doc, 0o644},
+		{MemberRestoreScript, restoreScript, 0o755},
+	}
+	var sums bytes.Buffer
+	for _, m := range members {
+		h := sha256.Sum256(m.data)
+		fmt.Fprintf(&sums, "%s  %s\n", hex.EncodeToString(h[:]), m.name)
+	}
+	members = append(members, member{MemberSums, sums.Bytes(), 0o644})
+	data, err := writeZip(Folder(host), p.Key.PrimaryKey.CreationTime, members)
+	if err != nil {
+		return nil, err
+	}
+	sum := sha256.Sum256(data)
+	settingsSum := sha256.Sum256(settings)
+	rec := Record{
+		Schema: RecordSchema, Host: host, Fingerprint: fp, EncryptionKeyIDs: EncryptionKeyIDs(p.Key, true),
+		SecretEncrypted: len(p.Team) > 0, SettingsSHA256: hex.EncodeToString(settingsSum[:]),
+		PublicKey: string(public), Shipped: p.Now.UTC().Truncate(time.Second), Version: p.Version,
+	}
+	for _, e := range p.Team {
+		for _, id := range KeyIDs(e) {
+			rec.SecretRecipients = append(rec.SecretRecipients, fmt.Sprintf("%016X", id))
+		}
+	}
+	return &Zip{Host: host, Fingerprint: fp, Day: p.Now.UTC(), Data: data, SHA256: hex.EncodeToString(sum[:]), Record: rec}, nil
+}
+
+// secretMember is the secret key member: bare (host-key.asc), or encrypted
+// to [escrow] recipients (host-key.asc.gpg).
+func secretMember(p Params) (name string, data []byte, err error) {
+	secret, err := crypt.ArmorSecret(p.Key)
+	if err != nil {
+		return "", nil, err
+	}
+	if len(p.Team) == 0 {
+		return MemberSecret, secret, nil
+	}
+	var buf bytes.Buffer
+	w, err := crypt.Encrypt(&buf, p.Team)
+	if err != nil {
+		return "", nil, fmt.Errorf("escrow: encrypting the secret key to [escrow] recipients: %w", err)
+	}
+	if _, err := w.Write(secret); err != nil {
+		return "", nil, err
+	}
+	if err := w.Close(); err != nil {
+		return "", nil, err
+	}
+	return MemberSecretEncrypted, buf.Bytes(), nil
+}
+
+// restoreSteps renders RESTORE.md for this host and destination.
+func restoreSteps(p Params) ([]byte, error) {
 	var team []string
 	for _, e := range p.Team {
 		team = append(team, crypt.Fingerprint(e))
 	}
+	host := p.Config.Host
 	dd := docData{
-		Host: host, Fingerprint: fp, Folder: Folder(host), Destination: p.Config.Destination,
+		Host: host, Fingerprint: crypt.Fingerprint(p.Key), Folder: Folder(host), Destination: p.Config.Destination,
 		Encrypted: len(p.Team) > 0, Team: team, Created: p.Key.PrimaryKey.CreationTime.UTC().Format(time.RFC3339),
 	}
 	if loc, err := config.ParseURL(p.Config.Destination.URL); err == nil {
@@ -192,31 +240,22 @@ func Build(p Params) (*Zip, error) {
 	if err := restoreDoc.Execute(&doc, dd); err != nil {
 		return nil, err
 	}
+	return doc.Bytes(), nil
+}
 
-	members := []member{
-		{secretName, secret, 0o600},
-		{MemberPublic, public, 0o644},
-		{MemberConfig, settings, 0o644},
-		{MemberRestoreDoc, doc.Bytes(), 0o644},
-		{MemberRestoreScript, restoreScript, 0o755},
-	}
-	var sums bytes.Buffer
-	for _, m := range members {
-		h := sha256.Sum256(m.data)
-		fmt.Fprintf(&sums, "%s  %s\n", hex.EncodeToString(h[:]), m.name)
-	}
-	members = append(members, member{MemberSums, sums.Bytes(), 0o644})
-
-	// Zip times are DOS times (2-second resolution, 1980 onwards); the
-	// key's creation time is fixed for the key's life, unlike the clock.
-	mtime := p.Key.PrimaryKey.CreationTime.UTC().Truncate(2 * time.Second)
+// writeZip writes members under folder/. Zip times are DOS times (2-second
+// resolution, 1980 onwards); every member gets the key's creation time,
+// fixed for the key's life, unlike the clock: the same members give the
+// same bytes.
+func writeZip(folder string, created time.Time, members []member) ([]byte, error) {
+	mtime := created.UTC().Truncate(2 * time.Second)
 	if mtime.Year() < 1980 {
 		mtime = time.Date(1980, 1, 1, 0, 0, 0, 0, time.UTC)
 	}
 	var out bytes.Buffer
 	zw := zip.NewWriter(&out)
 	for _, m := range members {
-		h := &zip.FileHeader{Name: Folder(host) + "/" + m.name, Method: zip.Deflate, Modified: mtime}
+		h := &zip.FileHeader{Name: folder + "/" + m.name, Method: zip.Deflate, Modified: mtime}
 		h.SetMode(m.mode)
 		w, err := zw.CreateHeader(h)
 		if err != nil {
@@ -229,19 +268,7 @@ func Build(p Params) (*Zip, error) {
 	if err := zw.Close(); err != nil {
 		return nil, err
 	}
-	sum := sha256.Sum256(out.Bytes())
-	settingsSum := sha256.Sum256(settings)
-	rec := Record{
-		Schema: RecordSchema, Host: host, Fingerprint: fp, EncryptionKeyIDs: EncryptionKeyIDs(p.Key, true),
-		SecretEncrypted: len(p.Team) > 0, SettingsSHA256: hex.EncodeToString(settingsSum[:]),
-		PublicKey: string(public), Shipped: p.Now.UTC().Truncate(time.Second), Version: p.Version,
-	}
-	for _, e := range p.Team {
-		for _, id := range KeyIDs(e) {
-			rec.SecretRecipients = append(rec.SecretRecipients, fmt.Sprintf("%016X", id))
-		}
-	}
-	return &Zip{Host: host, Fingerprint: fp, Day: p.Now.UTC(), Data: out.Bytes(), SHA256: hex.EncodeToString(sum[:]), Record: rec}, nil
+	return out.Bytes(), nil
 }
 
 type member struct {

@@ -100,35 +100,12 @@ func Inspect(r io.ReaderAt, size int64, lim Limits) (*Facts, error) {
 	f := &Facts{Contents: map[string][]byte{}}
 	var total int64
 	for _, zf := range zr.File {
-		folder, name, err := splitName(zf.Name)
+		name, err := f.admit(zf, lim)
 		if err != nil {
 			return nil, err
 		}
-		if f.Host == "" {
-			f.Host = folder
-		} else if folder != f.Host {
-			return nil, broken("members in two folders (drym-%s/ and drym-%s/)", f.Host, folder)
-		}
 		if name == "" { // the folder's own entry
-			if zf.UncompressedSize64 != 0 {
-				return nil, broken("folder entry %q has content", zf.Name)
-			}
 			continue
-		}
-		if !knownMember(name) {
-			return nil, broken("unexpected member %q (an escrow zip holds only %s)", zf.Name, strings.Join(allMembers, ", "))
-		}
-		if _, dup := f.Contents[name]; dup {
-			return nil, broken("member %q appears twice", zf.Name)
-		}
-		if !zf.Mode().IsRegular() {
-			return nil, broken("member %q is not a regular file (%s)", zf.Name, zf.Mode().Type())
-		}
-		if zf.UncompressedSize64 > uint64(lim.MaxMember) {
-			return nil, broken("member %q claims %d bytes, more than %d", zf.Name, zf.UncompressedSize64, lim.MaxMember)
-		}
-		if zf.UncompressedSize64 > ratioFloor && (zf.CompressedSize64 == 0 || zf.UncompressedSize64/zf.CompressedSize64 > uint64(lim.MaxRatio)) {
-			return nil, broken("member %q compresses %d bytes into %d: a zip bomb, not an escrow", zf.Name, zf.UncompressedSize64, zf.CompressedSize64)
 		}
 		data, err := readMember(zf, min(lim.MaxMember, lim.MaxTotal-total))
 		if err != nil {
@@ -166,6 +143,42 @@ func Inspect(r io.ReaderAt, size int64, lim Limits) (*Facts, error) {
 	}
 	f.Config = cfg
 	return f, nil
+}
+
+// admit checks one zip entry before a byte of it is read: a safe name in
+// the one drym-<host>/ folder, a known member seen once, a regular file,
+// within the size and ratio bounds. It returns the member's name inside the
+// folder ("" for the folder's own entry).
+func (f *Facts) admit(zf *zip.File, lim Limits) (string, error) {
+	folder, name, err := splitName(zf.Name)
+	if err != nil {
+		return "", err
+	}
+	if f.Host == "" {
+		f.Host = folder
+	} else if folder != f.Host {
+		return "", broken("members in two folders (drym-%s/ and drym-%s/)", f.Host, folder)
+	}
+	if name == "" {
+		if zf.UncompressedSize64 != 0 {
+			return "", broken("folder entry %q has content", zf.Name)
+		}
+		return "", nil
+	}
+	_, dup := f.Contents[name]
+	switch {
+	case !knownMember(name):
+		return "", broken("unexpected member %q (an escrow zip holds only %s)", zf.Name, strings.Join(allMembers, ", "))
+	case dup:
+		return "", broken("member %q appears twice", zf.Name)
+	case !zf.Mode().IsRegular():
+		return "", broken("member %q is not a regular file (%s)", zf.Name, zf.Mode().Type())
+	case zf.UncompressedSize64 > uint64(lim.MaxMember):
+		return "", broken("member %q claims %d bytes, more than %d", zf.Name, zf.UncompressedSize64, lim.MaxMember)
+	case zf.UncompressedSize64 > ratioFloor && (zf.CompressedSize64 == 0 || zf.UncompressedSize64/zf.CompressedSize64 > uint64(lim.MaxRatio)):
+		return "", broken("member %q compresses %d bytes into %d: a zip bomb, not an escrow", zf.Name, zf.UncompressedSize64, zf.CompressedSize64)
+	}
+	return name, nil
 }
 
 var allMembers = []string{MemberSecret, MemberSecretEncrypted, MemberPublic, MemberConfig, MemberRestoreDoc, MemberRestoreScript, MemberSums}

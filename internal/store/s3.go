@@ -154,6 +154,24 @@ type part struct {
 	data []byte
 }
 
+// upload is one multipart upload in flight: conc workers send parts while
+// the caller's goroutine reads the next one. Buffers are recycled through
+// free: conc uploading plus one filling is all the memory an upload holds.
+type upload struct {
+	s      *S3
+	ctx    context.Context
+	cancel context.CancelFunc
+	key    string
+	id     *string
+	parts  chan part
+	free   chan []byte
+	wg     sync.WaitGroup
+
+	mu        sync.Mutex
+	completed []types.CompletedPart
+	firstErr  error
+}
+
 func (s *S3) multipart(ctx context.Context, key string, first []byte, r io.Reader) (total int64, err error) {
 	up, err := s.client.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{Bucket: &s.bucket, Key: &key})
 	if err != nil {
@@ -171,67 +189,81 @@ func (s *S3) multipart(ctx context.Context, key string, first []byte, r io.Reade
 			_, _ = s.client.AbortMultipartUpload(actx, &s3.AbortMultipartUploadInput{Bucket: &s.bucket, Key: &key, UploadId: up.UploadId})
 		}
 	}()
-
 	conc := max(s.Concurrency, 1)
-	// Buffers are recycled through free: conc uploading plus one filling is
-	// all the memory an upload ever holds.
-	free := make(chan []byte, conc+1)
-	parts := make(chan part)
-	var (
-		mu        sync.Mutex
-		completed []types.CompletedPart
-		firstErr  error
-		wg        sync.WaitGroup
-	)
-	fail := func(e error) {
-		mu.Lock()
-		if firstErr == nil {
-			firstErr = e
-			cancel()
-		}
-		mu.Unlock()
-	}
+	u := &upload{s: s, ctx: ctx, cancel: cancel, key: key, id: up.UploadId,
+		parts: make(chan part), free: make(chan []byte, conc+1)}
 	for range conc {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for p := range parts {
-				out, err := s.client.UploadPart(ctx, &s3.UploadPartInput{
-					Bucket: &s.bucket, Key: &key, UploadId: up.UploadId, PartNumber: aws.Int32(p.num),
-					Body: bytes.NewReader(p.data), ContentLength: aws.Int64(int64(len(p.data))),
-				})
-				if err != nil {
-					fail(s.wrap(fmt.Sprintf("UploadPart %d", p.num), key, err))
-				} else {
-					mu.Lock()
-					completed = append(completed, types.CompletedPart{ETag: out.ETag, PartNumber: aws.Int32(p.num)})
-					mu.Unlock()
-				}
-				free <- p.data[:cap(p.data)]
-			}
-		}()
+		u.wg.Go(u.work)
 	}
+	total, readErr := u.feed(first, r)
+	close(u.parts)
+	u.wg.Wait()
+	// A failed part cancels ctx, which makes the reader fail with "context
+	// canceled": the part's error is the cause and must be what the status
+	// file says (e.g. the endpoint went away), so it comes first.
+	switch {
+	case u.firstErr != nil:
+		return total, u.firstErr
+	case readErr != nil:
+		return total, readErr
+	case ctx.Err() != nil:
+		return total, ctx.Err()
+	}
+	sortParts(u.completed)
+	_, err = s.client.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{
+		Bucket: &s.bucket, Key: &key, UploadId: up.UploadId,
+		MultipartUpload: &types.CompletedMultipartUpload{Parts: u.completed},
+		IfNoneMatch:     aws.String("*"),
+	})
+	if err != nil {
+		return total, s.wrap("CompleteMultipartUpload", key, err)
+	}
+	return total, nil
+}
 
+// work uploads parts until there are no more; the first failure cancels
+// the upload.
+func (u *upload) work() {
+	for p := range u.parts {
+		out, err := u.s.client.UploadPart(u.ctx, &s3.UploadPartInput{
+			Bucket: &u.s.bucket, Key: &u.key, UploadId: u.id, PartNumber: aws.Int32(p.num),
+			Body: bytes.NewReader(p.data), ContentLength: aws.Int64(int64(len(p.data))),
+		})
+		u.mu.Lock()
+		switch {
+		case err != nil && u.firstErr == nil:
+			u.firstErr = u.s.wrap(fmt.Sprintf("UploadPart %d", p.num), u.key, err)
+			u.cancel()
+		case err == nil:
+			u.completed = append(u.completed, types.CompletedPart{ETag: out.ETag, PartNumber: aws.Int32(p.num)})
+		}
+		u.mu.Unlock()
+		u.free <- p.data[:cap(p.data)]
+	}
+}
+
+// feed hands first and then the rest of r, part by part, to the workers,
+// and returns the bytes handed over and why reading stopped (nil at the
+// end of r).
+func (u *upload) feed(first []byte, r io.Reader) (total int64, readErr error) {
 	buf := first
 	var num int32 = 1
-	var readErr error
 	for {
 		total += int64(len(buf))
 		select {
-		case parts <- part{num: num, data: buf}:
-		case <-ctx.Done():
+		case u.parts <- part{num: num, data: buf}:
+		case <-u.ctx.Done():
 		}
-		if ctx.Err() != nil || readErr != nil {
+		if u.ctx.Err() != nil || readErr != nil {
 			break
 		}
 		num++
 		if num > maxParts {
-			readErr = fmt.Errorf("object too large: more than %d parts", maxParts)
-			break
+			return total, fmt.Errorf("object too large: more than %d parts", maxParts)
 		}
-		size := partSize(s.PartSize, num)
+		size := partSize(u.s.PartSize, num)
 		select {
-		case buf = <-free:
+		case buf = <-u.free:
 		default:
 			buf = nil
 		}
@@ -239,7 +271,7 @@ func (s *S3) multipart(ctx context.Context, key string, first []byte, r io.Reade
 			buf = make([]byte, size)
 		}
 		buf = buf[:size]
-		n, err := io.ReadFull(ctxReader{ctx, r}, buf)
+		n, err := io.ReadFull(ctxReader{u.ctx, r}, buf)
 		buf = buf[:n]
 		if err == io.EOF {
 			break // the previous part was the last
@@ -249,37 +281,13 @@ func (s *S3) multipart(ctx context.Context, key string, first []byte, r io.Reade
 			continue
 		}
 		if err != nil {
-			readErr = err
-			break
+			return total, err
 		}
 	}
-	close(parts)
-	wg.Wait()
 	if readErr == io.EOF {
 		readErr = nil
 	}
-	// A failed part cancels ctx, which makes the reader fail with "context
-	// canceled": the part's error is the cause and must be what the status
-	// file says (e.g. the endpoint went away), so it comes first.
-	if firstErr != nil {
-		return total, firstErr
-	}
-	if readErr != nil {
-		return total, readErr
-	}
-	if err := ctx.Err(); err != nil {
-		return total, err
-	}
-	sortParts(completed)
-	_, err = s.client.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{
-		Bucket: &s.bucket, Key: &key, UploadId: up.UploadId,
-		MultipartUpload: &types.CompletedMultipartUpload{Parts: completed},
-		IfNoneMatch:     aws.String("*"),
-	})
-	if err != nil {
-		return total, s.wrap("CompleteMultipartUpload", key, err)
-	}
-	return total, nil
+	return total, readErr
 }
 
 // partSize grows the part size every 1,000 parts, so the 10,000-part limit
