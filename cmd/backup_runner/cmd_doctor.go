@@ -4,9 +4,12 @@ import (
 	"archive/zip"
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
+	"path/filepath"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -392,7 +395,18 @@ func checkDir(w io.Writer, role, url, dir, sub string) bool {
 	fmt.Fprintf(w, "%s %s (a directory on this host)\n", role, url)
 	var t table
 	fi, err := os.Stat(dir)
+	parent := dir
+	for errors.Is(err, fs.ErrNotExist) && parent != "/" {
+		parent = filepath.Dir(parent)
+		fi, err = os.Stat(parent)
+	}
 	switch {
+	case parent != dir && err == nil && fi.IsDir() && unix.Access(parent, unix.W_OK) == nil:
+		// Before the first backup (init runs doctor) the directory need
+		// not exist: the first Put creates it.
+		t.add(rInfo, "directory", "%s does not exist yet: the first backup creates it (in %s, writable)", dir, parent)
+	case parent != dir:
+		t.add(rFail, "directory", "%s does not exist, and %s is not a writable directory to create it in", dir, parent)
 	case err != nil:
 		t.add(rFail, "directory", "%v", err)
 	case !fi.IsDir():

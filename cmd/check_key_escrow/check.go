@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/user"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"syscall"
 	"time"
@@ -184,13 +185,19 @@ func statusFiles(ctx context.Context, stateDir string, f *facts) {
 			last = &r
 		}
 		if last != nil {
-			f.BackupFP, f.BackupKeyIDs, f.BackupObject = last.Fingerprint, last.KeyIDs, last.Object
+			f.BackupFP, f.BackupKeyIDs, f.BackupObject = last.Fingerprint, slices.Clone(last.KeyIDs), last.Object
 		}
 	}
 	var tr status.TestRestore
 	if err := status.Read(filepath.Join(stateDir, status.TestRestoreFile), &tr); err == nil && f.BackupObject != "" &&
 		filepath.Base(tr.Backup) == filepath.Base(f.BackupObject) && tr.Host == b.Host {
-		f.BackupKeyIDs = append(f.BackupKeyIDs, tr.KeyIDs...)
+		// What the test restore read from the object's own packets joins
+		// what the runner recorded it wrote; the same ID counts once.
+		for _, id := range tr.KeyIDs {
+			if !slices.Contains(f.BackupKeyIDs, id) {
+				f.BackupKeyIDs = append(f.BackupKeyIDs, id)
+			}
+		}
 	}
 	var e status.Escrow
 	if err := status.Read(filepath.Join(stateDir, status.EscrowFile), &e); err == nil {

@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"os/user"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -113,10 +114,17 @@ func TestOKAfterInit(t *testing.T) {
 	p, _ := in.zip()
 	mustState(t, in.check("--zip", p), 0, "OK: ")
 
-	// After a backup its key is compared too.
+	// After a backup its key is compared too; after a test restore, the
+	// keys read from the object's packets as well, each ID once.
 	in.runner("backup")
 	r = in.check()
 	mustState(t, r, 0, "the last backup's key")
+	in.runner("test-restore")
+	r = in.check()
+	mustState(t, r, 0, "the last backup's key")
+	if !regexp.MustCompile(`encrypted to [0-9A-F]{16}, every one escrowed`).MatchString(r.Stdout) {
+		t.Errorf("the backup's one key ID is not listed once:\n%s", r.Stdout)
+	}
 }
 
 func TestNotSetUpAndNoEscrow(t *testing.T) {
