@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -422,7 +423,20 @@ func (s *S3) wrap(op, key string, err error) error {
 		return fmt.Errorf("%s: %s: cannot resolve %s: %v%s", where, op, dnsErr.Name, dnsErr.Err, hint)
 	}
 	var oe *net.OpError
-	if errors.As(err, &oe) {
+	hasOp := errors.As(err, &oe)
+	if errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) {
+		cause := err
+		if hasOp {
+			cause = oe
+		}
+		// The connection was up, so the endpoint is reachable. A server that
+		// refuses a request before reading its body (wrong credentials, a
+		// policy that does not allow this profile to put) may answer and
+		// hang up at once; the reset can then arrive before the answer, so
+		// the refusal is the likeliest cause and the hint says so.
+		return fmt.Errorf("%s: %s: the endpoint hung up mid-request, as S3 servers do when they refuse one: check the credentials and the bucket policy for this profile, then any proxy in between: %v", where, op, cause)
+	}
+	if hasOp {
 		return fmt.Errorf("%s: %s: cannot reach the endpoint: %v", where, op, oe)
 	}
 	if status != 0 {

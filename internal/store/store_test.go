@@ -184,7 +184,7 @@ func testS3Errors(t *testing.T, srv *testutil.S3Server) {
 		remote config.Remote
 		want   string
 	}{
-		{"wrong credentials", config.Remote{URL: "s3://" + srv.Bucket, Endpoint: srv.Endpoint, PathStyle: true, Profile: srv.ReadProfile}, "denied"},
+		{"wrong credentials", config.Remote{URL: "s3://" + srv.Bucket, Endpoint: srv.Endpoint, PathStyle: true, Profile: srv.ReadProfile}, "check the credentials"},
 		{"unreachable", config.Remote{URL: "s3://" + srv.Bucket, Endpoint: "http://127.0.0.1:" + testutil.FreePort(t), PathStyle: true, Profile: srv.PutProfile}, "cannot reach"},
 		{"no such bucket", config.Remote{URL: "s3://nobucket-here", Endpoint: srv.Endpoint, PathStyle: true, Profile: srv.RootProfile}, "does not exist"},
 	}

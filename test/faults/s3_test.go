@@ -118,8 +118,8 @@ func unusableCases(t *testing.T, s *testutil.S3Server, badEnv []string, closed s
 		environ  []string
 		want     []string // any of these in the error
 	}{
-		{"wrong secret", s.Endpoint, "wrong", badEnv, []string{"denied", "Signature"}},
-		{"unknown key", s.Endpoint, "unknown", badEnv, []string{"denied", "InvalidAccessKeyId"}},
+		{"wrong secret", s.Endpoint, "wrong", badEnv, []string{"denied", "Signature", "hung up mid-request"}},
+		{"unknown key", s.Endpoint, "unknown", badEnv, []string{"denied", "InvalidAccessKeyId", "hung up mid-request"}},
 		{"nothing listening", closed, s.PutProfile, s.Env(), []string{"cannot reach", "refused"}},
 		{"DNS failure", "http://nonexistent.invalid:7070", s.PutProfile, s.Env(), []string{"resolve", "no such host", "nonexistent.invalid"}},
 	} {
