@@ -58,7 +58,7 @@ func results(out string) map[string]int {
 
 // s3Fixture is a fixture whose destination (prefix drym) and escrow (prefix
 // keys) are in srv's bucket, uploading as profile up and reading as read.
-func s3Fixture(t *testing.T, srv *testutil.S3Server, up, read string, extra ...string) *fixture {
+func s3Fixture(t *testing.T, srv *testutil.S3Server, up, read string, extra ...string) *kit {
 	t.Helper()
 	f := newFixture(t)
 	f.env = append(srv.Env(), "HTTP_PROXY=", "http_proxy=", "NO_PROXY=", "no_proxy=")
@@ -110,7 +110,7 @@ func strPtr(s string) *string { return &s }
 func int32Ptr(i int32) *int32 { return &i }
 
 // checkAge runs check_backup_age against the fixture's state.
-func checkAge(t *testing.T, f *fixture) (string, int) {
+func checkAge(t *testing.T, f *kit) (string, int) {
 	t.Helper()
 	cmd := exec.Command(testutil.Binary(t, "check_backup_age"), "--config", f.cfg)
 	cmd.Env = f.env

@@ -25,64 +25,6 @@ import (
 	"github.com/drym-backup/drym/internal/testutil"
 )
 
-// host is a throw-away drym installation in temp dirs.
-type host struct {
-	t                                *testing.T
-	cfg, state, key, src, dest, drop string
-}
-
-func newHost(t *testing.T) *host {
-	t.Helper()
-	root := t.TempDir()
-	h := &host{
-		t: t, cfg: filepath.Join(root, "etc/drym.toml"), state: filepath.Join(root, "state"),
-		key: filepath.Join(root, "etc/host-key.asc"), src: filepath.Join(root, "src"),
-		dest: filepath.Join(root, "dest"), drop: filepath.Join(root, "escrow-drop"),
-	}
-	files := map[string]string{
-		"etc/app.conf":         "listen 8080\n",
-		"etc/nested/deep/file": strings.Repeat("drym ", 1000),
-		"www/index.html":       "<h1>hello</h1>\n",
-		"www/empty":            "",
-	}
-	for name, data := range files {
-		p := filepath.Join(h.src, name)
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, []byte(data), 0o640); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := os.Symlink("app.conf", filepath.Join(h.src, "etc/link")); err != nil {
-		t.Fatal(err)
-	}
-	return h
-}
-
-// runner runs backup_runner in this process and returns exit code and output.
-func (h *host) runner(args ...string) (int, string) {
-	h.t.Helper()
-	var out, errb bytes.Buffer
-	code := run(append([]string{"--config", h.cfg}, args...), &out, &errb)
-	return code, out.String() + errb.String()
-}
-
-func (h *host) mustRun(args ...string) string {
-	h.t.Helper()
-	code, out := h.runner(args...)
-	if code != 0 {
-		h.t.Fatalf("backup_runner %s: exit %d\n%s", strings.Join(args, " "), code, out)
-	}
-	return out
-}
-
-func (h *host) init(extra ...string) string {
-	h.t.Helper()
-	return h.mustRun(append([]string{"init", "--source", h.src, "--dest", "dir://" + h.dest,
-		"--state-dir", h.state, "--key-file", h.key, "--host", "web1"}, extra...)...)
-}
-
 // zips returns the escrow zips of web1 in a drop dir with their contents
 // (not the public records beside them).
 func zips(t *testing.T, dir string) map[string][]byte {
@@ -112,7 +54,7 @@ func zips(t *testing.T, dir string) map[string][]byte {
 // escrow leaves it byte-identical.
 func TestInitShipsEscrowToDropDir(t *testing.T) {
 	h := newHost(t)
-	out := h.init("--escrow", "dir://"+h.drop)
+	out := h.init("dir://"+h.dest, "--escrow", "dir://"+h.drop)
 	if !strings.Contains(out, "escrow shipped: drym-escrow-web1-") {
 		t.Fatalf("init output:\n%s", out)
 	}
@@ -170,11 +112,11 @@ func TestInitShipsEscrowToDropDir(t *testing.T) {
 
 func TestEscrowWithoutDestination(t *testing.T) {
 	h := newHost(t)
-	out := h.init()
+	out := h.init("dir://" + h.dest)
 	if !strings.Contains(out, "no escrow destination") {
 		t.Fatalf("init without --escrow:\n%s", out)
 	}
-	code, out := h.runner("escrow")
+	code, out := h.combined("escrow")
 	if code != exitUsage || !strings.Contains(out, "[escrow] url") {
 		t.Fatalf("escrow without url: %d %s", code, out)
 	}
@@ -182,15 +124,15 @@ func TestEscrowWithoutDestination(t *testing.T) {
 
 func TestEscrowRefusesMismatchedKeyFiles(t *testing.T) {
 	h := newHost(t)
-	h.init("--escrow", "dir://"+h.drop)
+	h.init("dir://"+h.dest, "--escrow", "dir://"+h.drop)
 	// Another key's public half beside the secret key.
 	other := newHost(t)
-	other.init()
+	other.init("dir://" + other.dest)
 	pub, _ := os.ReadFile(config.PublicKeyPath(other.key))
 	os.Remove(config.PublicKeyPath(h.key))
 	os.WriteFile(config.PublicKeyPath(h.key), pub, 0o644)
 	os.RemoveAll(h.drop)
-	code, out := h.runner("escrow")
+	code, out := h.combined("escrow")
 	if code != exitFailure || !strings.Contains(out, "disagree") {
 		t.Fatalf("exit %d:\n%s", code, out)
 	}
@@ -247,7 +189,7 @@ func TestRestoreScriptCleanEnv(t *testing.T) {
 		testutil.Need(t, tool)
 	}
 	h := newHost(t)
-	h.init("--escrow", "dir://"+h.drop)
+	h.init("dir://"+h.dest, "--escrow", "dir://"+h.drop)
 	h.mustRun("backup")
 	time.Sleep(1100 * time.Millisecond) // names have second resolution
 	os.WriteFile(filepath.Join(h.src, "www/index.html"), []byte("<h1>newer</h1>\n"), 0o640)
@@ -401,7 +343,7 @@ func TestEscrowS3(t *testing.T) {
 func testEscrowS3(t *testing.T, srv *testutil.S3Server) {
 	srv.SetEnv(t)
 	h := newHost(t)
-	h.init()
+	h.init("dir://" + h.dest)
 	cfg, err := config.Load(h.cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -514,7 +456,7 @@ func TestRestoreScriptTeamEncrypted(t *testing.T) {
 		testutil.Need(t, tool)
 	}
 	h := newHost(t)
-	h.init()
+	h.init("dir://" + h.dest)
 	team, err := crypt.Generate("team")
 	if err != nil {
 		t.Fatal(err)

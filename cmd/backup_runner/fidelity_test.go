@@ -43,7 +43,7 @@ func sh(t *testing.T, cmdline string) string {
 }
 
 // setSources points the rig's settings at other source directories.
-func (r *rig) setSources(srcs ...string) {
+func (r *kit) setSources(srcs ...string) {
 	r.t.Helper()
 	toml, err := os.ReadFile(r.cfg)
 	if err != nil {
@@ -66,9 +66,9 @@ func (r *rig) setSources(srcs ...string) {
 
 // seal makes a backup object of a tar stream as drym does (zstd, then
 // OpenPGP to the host key), for archives a test builds member by member.
-func (r *rig) seal(tarData []byte) []byte {
+func (r *kit) seal(tarData []byte) []byte {
 	r.t.Helper()
-	pub, err := crypt.ReadKeyFile(strings.TrimSuffix(r.keyFile, ".asc") + ".pub.asc")
+	pub, err := crypt.ReadKeyFile(strings.TrimSuffix(r.key, ".asc") + ".pub.asc")
 	if err != nil {
 		r.t.Fatal(err)
 	}
@@ -89,11 +89,11 @@ func (r *rig) seal(tarData []byte) []byte {
 }
 
 // objectPath is where the rig's dir store keeps a backup.
-func (r *rig) objectPath(name string) string { return filepath.Join(r.dest, "h1", name) }
+func (r *kit) objectPath(name string) string { return filepath.Join(r.dest, "h1", name) }
 
 // stockRestore unpacks an object with gpg, zstd and GNU tar alone, as
 // docs/RESTORE.md says to: tar --xattrs --xattrs-include='*' --acls -xpf.
-func (r *rig) stockRestore(object, into string) {
+func (r *kit) stockRestore(object, into string) {
 	r.t.Helper()
 	testutil.Need(r.t, "gpg")
 	testutil.Need(r.t, "zstd")
@@ -106,7 +106,7 @@ func (r *rig) stockRestore(object, into string) {
 		exec.Command("gpgconf", "--homedir", home, "--kill", "all").Run()
 		os.RemoveAll(home)
 	}()
-	sh(r.t, fmt.Sprintf("GNUPGHOME=%q gpg --batch --quiet --import %q", home, r.keyFile))
+	sh(r.t, fmt.Sprintf("GNUPGHOME=%q gpg --batch --quiet --import %q", home, r.key))
 	if err := os.MkdirAll(into, 0o700); err != nil {
 		r.t.Fatal(err)
 	}
@@ -251,7 +251,7 @@ func TestRestoreFidelity(t *testing.T) {
 	if !strings.Contains(out, "skipped: "+src+"/sock: socket") || !strings.Contains(out, "2 skipped") {
 		t.Errorf("backup did not list what it skipped:\n%s", out)
 	}
-	if raw, _ := os.ReadFile(filepath.Join(r.stateDir, "backup.json")); !strings.Contains(string(raw), `"skipped": 2`) && !strings.Contains(string(raw), `"skipped":2`) {
+	if raw, _ := os.ReadFile(filepath.Join(r.state, "backup.json")); !strings.Contains(string(raw), `"skipped": 2`) && !strings.Contains(string(raw), `"skipped":2`) {
 		t.Errorf("backup.json has no skipped field:\n%s", raw)
 	}
 	r.mustRun("test-restore")
@@ -459,7 +459,7 @@ func TestExtremeTimes(t *testing.T) {
 	}
 }
 
-func extremeTimes(t *testing.T, r *rig, times map[string]int64) {
+func extremeTimes(t *testing.T, r *kit, times map[string]int64) {
 	src := tmpfsDir(t)
 	must(t, os.Mkdir(filepath.Join(src, "d1650"), 0o755))
 	must(t, os.Symlink("../y2400", filepath.Join(src, "d1650", "link")))

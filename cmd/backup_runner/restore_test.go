@@ -27,94 +27,10 @@ import (
 	"github.com/drym-backup/drym/internal/testutil"
 )
 
-// rig is one host's drym set-up in a temp dir, driven through the built
-// binary.
-type rig struct {
-	t        *testing.T
-	bin      string
-	dir      string
-	cfg      string
-	src      string
-	dest     string // dir store root (dir destinations)
-	stateDir string
-	keyFile  string
-	env      []string
-}
-
-func newRig(t *testing.T, destURL string, extra string, env []string) *rig {
-	t.Helper()
-	dir := t.TempDir()
-	r := &rig{
-		t: t, bin: testutil.Binary(t, "backup_runner"), dir: dir,
-		cfg: filepath.Join(dir, "drym.toml"), src: filepath.Join(dir, "src"),
-		dest: filepath.Join(dir, "dest"), stateDir: filepath.Join(dir, "state"),
-		keyFile: filepath.Join(dir, "keys", "host-key.asc"), env: env,
-	}
-	if destURL == "" {
-		destURL = "dir://" + r.dest
-	}
-	buildTree(t, r.src)
-	toml := fmt.Sprintf("host = \"h1\"\nsources = [%q]\nstate_dir = %q\nkey_file = %q\n\n[destination]\nurl = %q\n%s",
-		r.src, r.stateDir, r.keyFile, destURL, extra)
-	if err := os.WriteFile(r.cfg, []byte(toml), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	r.mustRun("init")
-	return r
-}
-
-// run runs backup_runner with the rig's settings; it returns stdout, stderr
-// and the exit code.
-func (r *rig) run(args ...string) (string, string, int) {
-	r.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, r.bin, append([]string{"--config", r.cfg}, args...)...)
-	if r.env != nil {
-		cmd.Env = r.env
-	}
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	err := cmd.Run()
-	code := 0
-	if ee, ok := err.(*exec.ExitError); ok {
-		code = ee.ExitCode()
-	} else if err != nil {
-		r.t.Fatalf("backup_runner %v: %v", args, err)
-	}
-	return out.String(), errb.String(), code
-}
-
-func (r *rig) mustRun(args ...string) string {
-	r.t.Helper()
-	out, errs, code := r.run(args...)
-	if code != 0 {
-		r.t.Fatalf("backup_runner %v: exit %d\n%s%s", args, code, out, errs)
-	}
-	return out
-}
-
-func (r *rig) backupStatus() status.Backup {
-	r.t.Helper()
-	var b status.Backup
-	if err := status.Read(filepath.Join(r.stateDir, status.BackupFile), &b); err != nil {
-		r.t.Fatal(err)
-	}
-	return b
-}
-
-func (r *rig) testRestoreStatus() status.TestRestore {
-	r.t.Helper()
-	var tr status.TestRestore
-	if err := status.Read(filepath.Join(r.stateDir, status.TestRestoreFile), &tr); err != nil {
-		r.t.Fatal(err)
-	}
-	return tr
-}
-
-// buildTree makes a source tree with what a restore must reproduce: 0600
-// files, non-ASCII names, symlinks (relative, absolute, dangling), hard
-// links, empty files, old mtimes, a few MiB of data.
+// buildTree makes a source tree with the things backups and restores get
+// wrong: 0600 files, non-ASCII, 200-byte and shell-hostile names, symlinks
+// (relative, absolute, dangling), hard links, empty files, old mtimes, a few
+// MiB of data.
 func buildTree(t testing.TB, src string) {
 	t.Helper()
 	must := func(err error) {
@@ -137,6 +53,15 @@ func buildTree(t testing.TB, src string) {
 	for i := range 50 {
 		must(os.WriteFile(filepath.Join(src, "srv", fmt.Sprintf("f%03d", i)), []byte(strings.Repeat("x", i*37)), 0o644))
 	}
+	// Names that need PAX or GNU headers: 200 bytes, non-ASCII, shell
+	// characters.
+	long := strings.Repeat("long-name-", 20)
+	must(os.MkdirAll(filepath.Join(src, "home", long), 0o755))
+	must(os.WriteFile(filepath.Join(src, "home", long, long), []byte("deep\n"), 0o644))
+	must(os.MkdirAll(filepath.Join(src, "home", "ünïcødé"), 0o755))
+	must(os.WriteFile(filepath.Join(src, "home", "ünïcødé", "日本語.txt"), []byte("こんにちは\n"), 0o644))
+	must(os.MkdirAll(filepath.Join(src, "weird"), 0o755))
+	must(os.WriteFile(filepath.Join(src, "weird", "name with spaces & $sign"), []byte("x\n"), 0o644))
 	must(os.Symlink("hosts", filepath.Join(src, "etc", "hosts.rel")))
 	must(os.Symlink("/etc/passwd", filepath.Join(src, "etc", "passwd.abs")))
 	must(os.Symlink("../nowhere", filepath.Join(src, "etc", "dangling")))
@@ -151,8 +76,8 @@ func buildTree(t testing.TB, src string) {
 }
 
 // treeSnapshot describes every path below dir: type and mode, content hash
-// or link target, hard-link group, mtime.
-func treeSnapshot(t testing.TB, dir string) map[string]string {
+// or link target, hard-link group and, with mtimes, mtime.
+func treeSnapshot(t testing.TB, dir string, mtimes bool) map[string]string {
 	t.Helper()
 	out := map[string]string{}
 	inodes := map[uint64]string{}
@@ -184,7 +109,10 @@ func treeSnapshot(t testing.TB, dir string) map[string]string {
 				inodes[ino] = rel
 			}
 		}
-		out[rel] = desc + " " + fi.ModTime().UTC().Format(time.RFC3339)
+		if mtimes {
+			desc += " " + fi.ModTime().UTC().Format(time.RFC3339)
+		}
+		out[rel] = desc
 		return nil
 	})
 	if err != nil {
@@ -233,7 +161,7 @@ func diffTrees(t testing.TB, got, want map[string]string) {
 // storeObject puts data into the rig's dir store under a fresh backup name
 // (with a sidecar holding sidecarSum unless it is empty) and returns the
 // name.
-func (r *rig) storeObject(data []byte, sidecarSum string, at time.Time) string {
+func (r *kit) storeObject(data []byte, sidecarSum string, at time.Time) string {
 	r.t.Helper()
 	name, err := backup.NewName(at)
 	if err != nil {
@@ -255,10 +183,10 @@ func (r *rig) storeObject(data []byte, sidecarSum string, at time.Time) string {
 // storeSigned stores data as a backup object signed as the host signs its
 // own: a statement naming it, signed with the rig's host key. Hand-made
 // archives then go through the same trust checks as real backups.
-func (r *rig) storeSigned(data []byte, at time.Time) string {
+func (r *kit) storeSigned(data []byte, at time.Time) string {
 	r.t.Helper()
 	name := r.storeObject(data, "", at)
-	keys, err := crypt.ReadKeyFile(r.keyFile)
+	keys, err := crypt.ReadKeyFile(r.key)
 	if err != nil {
 		r.t.Fatal(err)
 	}
@@ -301,7 +229,7 @@ func TestTestRestoreAndRestore(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "verified against the manifest") {
 		t.Fatalf("restore: exit %d\n%s%s", code, out, errs)
 	}
-	diffTrees(t, treeSnapshot(t, filepath.Join(to, strings.TrimPrefix(r.src, "/"))), treeSnapshot(t, r.src))
+	diffTrees(t, treeSnapshot(t, filepath.Join(to, strings.TrimPrefix(r.src, "/")), true), treeSnapshot(t, r.src, true))
 
 	// A second restore refuses to overwrite; --overwrite replaces.
 	if _, errs, code := r.run("restore", "--to", to); code != 1 || !strings.Contains(errs, "--overwrite") {
@@ -418,7 +346,7 @@ func otherBackup(t *testing.T, src string, key *openpgp.Entity) []byte {
 
 // stockArchive encrypts the rig's source with stock tools to the host key:
 // tar -cf - | zstd | gpg -e. No drym manifest.
-func stockArchive(t *testing.T, r *rig) []byte {
+func stockArchive(t *testing.T, r *kit) []byte {
 	t.Helper()
 	testutil.Need(t, "gpg")
 	testutil.Need(t, "zstd")
@@ -441,8 +369,8 @@ func stockArchive(t *testing.T, r *rig) []byte {
 		}
 		return out
 	}
-	gpg("--import", strings.TrimSuffix(r.keyFile, ".asc")+".pub.asc")
-	keys, err := crypt.ReadKeyFile(r.keyFile)
+	gpg("--import", strings.TrimSuffix(r.key, ".asc")+".pub.asc")
+	keys, err := crypt.ReadKeyFile(r.key)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -473,7 +401,7 @@ func TestStockArchiveRestores(t *testing.T) {
 	if code != 0 || !strings.Contains(errs, "unverified") || !strings.Contains(out, "UNVERIFIED") {
 		t.Fatalf("restore of a stock archive: exit %d\n%s%s", code, out, errs)
 	}
-	diffTrees(t, treeSnapshot(t, filepath.Join(to, "src")), treeSnapshot(t, r.src))
+	diffTrees(t, treeSnapshot(t, filepath.Join(to, "src"), true), treeSnapshot(t, r.src, true))
 
 	_, errs, code = r.run("test-restore", "--allow-unsigned", "--backup", name)
 	tr := r.testRestoreStatus()
@@ -504,7 +432,7 @@ func testS3ReadProfile(t *testing.T, srv *testutil.S3Server) {
 	}
 	to := filepath.Join(r.dir, "restored")
 	r.mustRun("restore", "--to", to)
-	diffTrees(t, treeSnapshot(t, filepath.Join(to, strings.TrimPrefix(r.src, "/"))), treeSnapshot(t, r.src))
+	diffTrees(t, treeSnapshot(t, filepath.Join(to, strings.TrimPrefix(r.src, "/")), true), treeSnapshot(t, r.src, true))
 
 	// With the put-only profile for reading too, the store refuses, and
 	// test-restore says so instead of passing.
@@ -531,7 +459,7 @@ func lutimes(p string, ts []unix.Timespec) error {
 // identical copy is still a change.
 func inodeTree(t *testing.T, dir string) map[string]string {
 	t.Helper()
-	snap := treeSnapshot(t, dir)
+	snap := treeSnapshot(t, dir, true)
 	for rel := range snap {
 		var st unix.Stat_t
 		if err := unix.Lstat(filepath.Join(dir, rel), &st); err == nil {

@@ -56,12 +56,12 @@ func TestSettingsRefused(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			must(t, os.WriteFile(r.cfg, []byte(strings.Replace(string(good), tc.old, tc.new, 1)), 0o644))
 			defer os.WriteFile(r.cfg, good, 0o644)
-			before, _ := os.ReadFile(filepath.Join(r.stateDir, "backup.json"))
+			before, _ := os.ReadFile(filepath.Join(r.state, "backup.json"))
 			out, errs, code := r.run("backup")
 			if code != 2 || !strings.Contains(errs, tc.want) || !strings.Contains(errs, r.cfg+":") {
 				t.Errorf("exit %d, want 2 naming %s:line and %q\n%s%s", code, r.cfg, tc.want, out, errs)
 			}
-			after, _ := os.ReadFile(filepath.Join(r.stateDir, "backup.json"))
+			after, _ := os.ReadFile(filepath.Join(r.state, "backup.json"))
 			if string(before) != string(after) {
 				t.Error("backup.json changed")
 			}

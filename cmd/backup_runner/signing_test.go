@@ -158,9 +158,9 @@ type trJSON struct {
 	Started       string   `json:"started"`
 }
 
-func (r *rig) trJSON() (trJSON, []byte) {
+func (r *kit) trJSON() (trJSON, []byte) {
 	r.t.Helper()
-	data, err := os.ReadFile(filepath.Join(r.stateDir, "test-restore.json"))
+	data, err := os.ReadFile(filepath.Join(r.state, "test-restore.json"))
 	if err != nil {
 		r.t.Fatal(err)
 	}
@@ -177,9 +177,9 @@ type backupJSON struct {
 	Signature string   `json:"signature"`
 }
 
-func (r *rig) backupJSON() backupJSON {
+func (r *kit) backupJSON() backupJSON {
 	r.t.Helper()
-	data, err := os.ReadFile(filepath.Join(r.stateDir, "backup.json"))
+	data, err := os.ReadFile(filepath.Join(r.state, "backup.json"))
 	if err != nil {
 		r.t.Fatal(err)
 	}
@@ -190,16 +190,16 @@ func (r *rig) backupJSON() backupJSON {
 	return b
 }
 
-func (r *rig) pubKey() string { return strings.TrimSuffix(r.keyFile, ".asc") + ".pub.asc" }
+func (r *kit) pubKey() string { return strings.TrimSuffix(r.key, ".asc") + ".pub.asc" }
 
 // dirPut and dirRead store and read objects of a dir destination.
-func (r *rig) dirPut(name string, data []byte) {
+func (r *kit) dirPut(name string, data []byte) {
 	r.t.Helper()
 	must(r.t, os.MkdirAll(filepath.Join(r.dest, "h1"), 0o755))
 	must(r.t, os.WriteFile(filepath.Join(r.dest, "h1", name), data, 0o644))
 }
 
-func (r *rig) dirRead(name string) []byte {
+func (r *kit) dirRead(name string) []byte {
 	r.t.Helper()
 	b, err := os.ReadFile(filepath.Join(r.dest, "h1", name))
 	if err != nil {
@@ -246,7 +246,7 @@ func testPlantedObjectRefused(t *testing.T, srv *testutil.S3Server) {
 	for _, dest := range []string{"dir", "s3"} {
 		for i, kind := range kinds {
 			t.Run(dest+"/"+kind, func(t *testing.T) {
-				var r *rig
+				var r *kit
 				var put func(string, []byte)
 				var read func(string) []byte
 				if dest == "s3" {
@@ -269,7 +269,7 @@ func testPlantedObjectRefused(t *testing.T, srv *testutil.S3Server) {
 	}
 }
 
-func testPlanted(t *testing.T, r *rig, genuine, planted string) {
+func testPlanted(t *testing.T, r *kit, genuine, planted string) {
 	t.Helper()
 	why := regexp.MustCompile(`not signed|is missing|signed by key|does not match|names`)
 	// Named: refused, with the reason, before anything is read.
@@ -299,7 +299,7 @@ func testPlanted(t *testing.T, r *rig, genuine, planted string) {
 	if _, err := os.Stat(filepath.Join(to, strings.TrimPrefix(r.dir, "/"), "evil")); err == nil {
 		t.Error("restore latest brought back the planted files")
 	}
-	diffTrees(t, treeSnapshot(t, filepath.Join(to, strings.TrimPrefix(r.src, "/"))), treeSnapshot(t, r.src))
+	diffTrees(t, treeSnapshot(t, filepath.Join(to, strings.TrimPrefix(r.src, "/")), true), treeSnapshot(t, r.src, true))
 	// list says which is which.
 	out, errs, code = r.run("list")
 	lines := map[string]string{}
@@ -333,7 +333,7 @@ func TestFutureBackupIsNotLatest(t *testing.T) {
 	r.dirPut(name, data)
 	sum := sha256.Sum256(data)
 	st := statement.Statement{Host: "h1", Object: name, Size: int64(len(data)), SHA256: hex.EncodeToString(sum[:])}.Marshal()
-	keys, err := crypt.ReadKeyFile(r.keyFile)
+	keys, err := crypt.ReadKeyFile(r.key)
 	must(t, err)
 	sig, err := statement.Sign(st, keys[0])
 	must(t, err)
@@ -380,7 +380,7 @@ func TestUnsignedBackupNeedsFlag(t *testing.T) {
 	if _, errs, code := r.run("restore", "--allow-unsigned", "--backup", legacy, "--to", to); code != 0 {
 		t.Fatalf("restore --allow-unsigned: exit %d\n%s", code, errs)
 	}
-	diffTrees(t, treeSnapshot(t, filepath.Join(to, strings.TrimPrefix(r.src, "/"))), treeSnapshot(t, r.src))
+	diffTrees(t, treeSnapshot(t, filepath.Join(to, strings.TrimPrefix(r.src, "/")), true), treeSnapshot(t, r.src, true))
 	// latest is never unsigned: with no signed backup there is none.
 	if _, errs, code := r.run("test-restore"); code != 1 || !strings.Contains(errs, "--backup NAME --allow-unsigned") {
 		t.Fatalf("test-restore latest with only an unsigned backup: exit %d\n%s", code, errs)
@@ -428,7 +428,7 @@ func TestTestRestoreRecordsKeys(t *testing.T) {
 	r := newRig(t, "", "", nil)
 	r.mustRun("backup")
 	old := r.backupJSON()
-	keys, err := crypt.ReadKeyFile(r.keyFile)
+	keys, err := crypt.ReadKeyFile(r.key)
 	must(t, err)
 	oldFpr := crypt.Fingerprint(keys[0])
 	gpgIDs := packetKeyIDs(t, filepath.Join(r.dest, "h1", old.Object))
@@ -443,7 +443,7 @@ func TestTestRestoreRecordsKeys(t *testing.T) {
 
 	r.mustRun("init", "--rotate-key")
 	// Rename the retired files the way drym used to name them.
-	retired, _ := filepath.Glob(r.keyFile + ".*.retired-*")
+	retired, _ := filepath.Glob(r.key + ".*.retired-*")
 	if len(retired) != 2 {
 		t.Fatalf("retired: %v", retired)
 	}
@@ -452,7 +452,7 @@ func TestTestRestoreRecordsKeys(t *testing.T) {
 	}
 	time.Sleep(1100 * time.Millisecond) // names have second resolution
 	r.mustRun("backup")
-	keys, err = crypt.ReadKeyFile(r.keyFile)
+	keys, err = crypt.ReadKeyFile(r.key)
 	must(t, err)
 	newFpr := crypt.Fingerprint(keys[0])
 
