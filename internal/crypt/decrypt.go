@@ -85,35 +85,70 @@ var errSlowPath = errors.New("crypt: not the SEIPDv1 public-key shape")
 // read.
 func decryptFast(rec *recorder, keys openpgp.EntityList) (io.Reader, error) {
 	c := config()
-	packets := packet.NewReader(rec)
+	eks, se, err := readHeader(packet.NewReader(rec))
+	if err != nil {
+		return nil, err
+	}
+	blocks, ids, otherCipher := sessionCiphers(eks, keys, c)
+	if len(blocks) == 0 {
+		if len(eks) == 0 || otherCipher {
+			return nil, errSlowPath
+		}
+		return nil, fmt.Errorf("%w (the object is for key(s) %s)", ErrNoKey, strings.Join(ids, ", "))
+	}
+	// Committed: from here on the bytes go straight through.
+	rec.on, rec.buf = false, nil
+	sr, err := newSEIPDReader(se.Contents, blocks...)
+	if err != nil {
+		return nil, err
+	}
+	md, err := openpgp.ReadMessage(sr, keys, nil, c)
+	if err != nil {
+		if errors.Is(err, ErrIntegrity) {
+			return nil, err
+		}
+		// Authentic data that is not a message go-crypto reads, or
+		// tampered data: only the MDC can tell which.
+		if _, derr := io.Copy(io.Discard, sr); derr != nil {
+			return nil, derr
+		}
+		return nil, fmt.Errorf("cannot decrypt: %s", classify(err))
+	}
+	return &fastReader{body: md.UnverifiedBody, md: md, sr: sr}, nil
+}
+
+// readHeader reads the public-key session key packets up to the SEIPDv1
+// packet; any other shape is errSlowPath.
+func readHeader(packets *packet.Reader) ([]*packet.EncryptedKey, *packet.SymmetricallyEncrypted, error) {
 	var eks []*packet.EncryptedKey
-	var se *packet.SymmetricallyEncrypted
-	for se == nil {
+	for {
 		p, err := packets.Next()
 		if err != nil {
-			return nil, errSlowPath
+			return nil, nil, errSlowPath
 		}
 		switch p := p.(type) {
 		case *packet.EncryptedKey:
 			eks = append(eks, p)
 		case *packet.SymmetricallyEncrypted:
 			if !p.IntegrityProtected || p.Version != 1 {
-				return nil, errSlowPath
+				return nil, nil, errSlowPath
 			}
-			se = p
+			return eks, p, nil
 		default:
-			return nil, errSlowPath
+			return nil, nil, errSlowPath
 		}
 	}
-	// The session keys, as go-crypto's ReadMessage finds them: by key ID,
-	// or every decryption key for an anonymous (wildcard) recipient. Every
-	// packet addressed to one of our keys is tried, not just the first
-	// that decrypts: anyone holding the public key can put a packet that
-	// decrypts to a wrong session key in front of the real one, and it
-	// must not hide it. The quick check (below) tells them apart.
-	var blocks []cipher.Block
-	var ids []string
-	otherCipher := false
+}
+
+// sessionCiphers finds the session keys as go-crypto's ReadMessage does: by
+// key ID, or every decryption key for an anonymous (wildcard) recipient.
+// Every packet addressed to one of our keys is tried, not just the first
+// that decrypts: anyone holding the public key can put a packet that
+// decrypts to a wrong session key in front of the real one, and it must not
+// hide it. The quick check of the SEIPD reader tells them apart. ids names
+// every recipient for the error; otherCipher says a key decrypted to a
+// cipher the fast path does not do.
+func sessionCiphers(eks []*packet.EncryptedKey, keys openpgp.EntityList, c *packet.Config) (blocks []cipher.Block, ids []string, otherCipher bool) {
 	for _, ek := range eks {
 		ids = append(ids, fmt.Sprintf("%016X", ek.KeyId))
 		switch ek.Algo {
@@ -140,31 +175,7 @@ func decryptFast(rec *recorder, keys openpgp.EntityList) (io.Reader, error) {
 			}
 		}
 	}
-	if len(blocks) == 0 {
-		if len(eks) == 0 || otherCipher {
-			return nil, errSlowPath
-		}
-		return nil, fmt.Errorf("%w (the object is for key(s) %s)", ErrNoKey, strings.Join(ids, ", "))
-	}
-	// Committed: from here on the bytes go straight through.
-	rec.on, rec.buf = false, nil
-	sr, err := newSEIPDReader(se.Contents, blocks...)
-	if err != nil {
-		return nil, err
-	}
-	md, err := openpgp.ReadMessage(sr, keys, nil, c)
-	if err != nil {
-		if errors.Is(err, ErrIntegrity) {
-			return nil, err
-		}
-		// Authentic data that is not a message go-crypto reads, or
-		// tampered data: only the MDC can tell which.
-		if _, derr := io.Copy(io.Discard, sr); derr != nil {
-			return nil, derr
-		}
-		return nil, fmt.Errorf("cannot decrypt: %s", classify(err))
-	}
-	return &fastReader{body: md.UnverifiedBody, md: md, sr: sr}, nil
+	return blocks, ids, otherCipher
 }
 
 // fastReader ends the plaintext with the MDC's verdict.
