@@ -88,27 +88,15 @@ func evaluate(f facts, a args, now time.Time) plugin.Result {
 	return r
 }
 
-// unusable is the result when there is nothing to judge: settings or
-// status file unusable, a status file of another host, timestamps in the
-// future. done is false when the file can be judged.
-func unusable(f facts, now time.Time) (r plugin.Result, done bool) {
-	switch {
-	case f.SettingsErr != nil:
-		return plugin.SettingsResult(f.SettingsErr), true
-	case f.ReadErr != nil:
-		return plugin.StatusError(f.ReadErr, "no test restore yet", job.Fix), true
+// unusable is the result when there is nothing to judge yet (see
+// plugin.AgeJob.Unusable).
+func unusable(f facts, now time.Time) (plugin.Result, bool) {
+	read := plugin.StatusRead{SettingsErr: f.SettingsErr, SettingsPath: f.SettingsPath, SettingsHost: f.SettingsHost,
+		Path: f.Path, ReadErr: f.ReadErr}
+	if f.Status == nil {
+		return job.Unusable(read, "", status.Common{}, status.Common{}, now)
 	}
-	tr := f.Status
-	if res, bad := plugin.HostMismatch(f.Path, tr.Host, f.SettingsPath, f.SettingsHost); bad {
-		return res, true
-	}
-	if err := status.CheckClock(tr.Common, now); err != nil {
-		return plugin.StatusError(fmt.Errorf("%s: %w", f.Path, err), "", job.Fix), true
-	}
-	if err := status.CheckClock(status.Common{Finished: lastSuccess(tr)}, now); err != nil {
-		return plugin.StatusError(fmt.Errorf("%s: last success: %w", f.Path, err), "", job.Fix), true
-	}
-	return plugin.Result{}, false
+	return job.Unusable(read, f.Status.Host, f.Status.Common, status.Common{Finished: lastSuccess(f.Status)}, now)
 }
 
 func jobRun(f facts) plugin.JobRun {

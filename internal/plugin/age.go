@@ -99,3 +99,38 @@ func (j AgeJob) JudgeAge(r *Result, last time.Time, warn, crit AgeRange, now tim
 	}
 	return age
 }
+
+// StatusRead is how reading a job's status file went, before any judging.
+type StatusRead struct {
+	SettingsErr error // the settings or state dir cannot be used
+	// SettingsPath and SettingsHost are the settings file read and its
+	// host ("" without a settings file).
+	SettingsPath, SettingsHost string
+	Path                       string // the status file
+	ReadErr                    error  // the status file cannot be read
+}
+
+// Unusable is the result when a status file cannot be judged yet: the
+// settings or the file unusable, a file of another host (two settings
+// files sharing a state directory), or timestamps in the future, of the
+// file itself or of the last success it carries (last; zero when there is
+// none). host and file are read only when there was no error. done is
+// false when the file can be judged.
+func (j AgeJob) Unusable(s StatusRead, host string, file, last status.Common, now time.Time) (r Result, done bool) {
+	switch {
+	case s.SettingsErr != nil:
+		return SettingsResult(s.SettingsErr), true
+	case s.ReadErr != nil:
+		return StatusError(s.ReadErr, "no "+j.Noun+" yet", j.Fix), true
+	}
+	if res, bad := HostMismatch(s.Path, host, s.SettingsPath, s.SettingsHost); bad {
+		return res, true
+	}
+	if err := status.CheckClock(file, now); err != nil {
+		return StatusError(fmt.Errorf("%s: %w", s.Path, err), "", j.Fix), true
+	}
+	if err := status.CheckClock(last, now); err != nil {
+		return StatusError(fmt.Errorf("%s: last success: %w", s.Path, err), "", j.Fix), true
+	}
+	return Result{}, false
+}
