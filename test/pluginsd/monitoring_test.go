@@ -50,12 +50,7 @@ func testMonitoringServerPolicy(t *testing.T, srv *testutil.S3Server) {
 	if !aged {
 		t.Logf("%s cannot store objects as of the past: no stale host here (versitygw proves that one)", srv.Engine)
 	}
-	ago := func(d time.Duration) time.Time {
-		if !aged {
-			return now
-		}
-		return now.Add(-d)
-	}
+	ago, named := clock(now, aged)
 	zips := map[string]string{}
 	objects := map[string]string{}
 	for _, h := range []struct {
@@ -65,7 +60,7 @@ func testMonitoringServerPolicy(t *testing.T, srv *testutil.S3Server) {
 		host := evidencetest.NewHost(t, h.name, "drym", "keys", sink)
 		host.PinKey(t, keys)
 		zips[h.name] = host.Escrow(t, ago(30*24*time.Hour), ago(30*24*time.Hour))
-		objects[h.name] = host.Backup(t, ago(h.age+5*time.Minute), ago(h.age), 3000).Object
+		objects[h.name] = host.Backup(t, named(h.age+5*time.Minute), ago(h.age), 3000).Object
 	}
 
 	read := srv.ReadOnly()
@@ -158,12 +153,7 @@ func testMonitoringScenarios(t *testing.T, srv *testutil.S3Server) {
 	if !aged {
 		t.Logf("%s cannot store objects as of the past: the age scenarios run on versitygw only", srv.Engine)
 	}
-	ago := func(d time.Duration) time.Time {
-		if !aged {
-			return now
-		}
-		return now.Add(-d)
-	}
+	ago, named := clock(now, aged)
 	day := 24 * time.Hour
 	host := func(name string) *evidencetest.Host {
 		h := evidencetest.NewHost(t, name, "drym", "keys", sink)
@@ -172,7 +162,7 @@ func testMonitoringScenarios(t *testing.T, srv *testutil.S3Server) {
 		return h
 	}
 	backup := func(h *evidencetest.Host, age time.Duration) evidencetest.Backup {
-		return h.Backup(t, ago(age+5*time.Minute), ago(age), 3000)
+		return h.Backup(t, named(age+5*time.Minute), ago(age), 3000)
 	}
 
 	backup(host("healthy"), 3*time.Hour)
@@ -182,7 +172,7 @@ func testMonitoringScenarios(t *testing.T, srv *testutil.S3Server) {
 	host("never")
 	empty := host("empty")
 	backup(empty, 20*time.Hour)
-	empty.Put(t, ago(time.Hour+5*time.Minute), ago(time.Hour), nil, empty.Key)
+	empty.Put(t, named(time.Hour+5*time.Minute), ago(time.Hour), nil, empty.Key)
 	nost := host("nostatement")
 	sink.Delete(t, backup(nost, time.Hour).Statement)
 	size := host("size")
@@ -197,7 +187,7 @@ func testMonitoringScenarios(t *testing.T, srv *testutil.S3Server) {
 	}
 	other, _ := crypt.Generate("intruder")
 	wrong := host("wrongkey")
-	wrong.Backup(t, ago(time.Hour+5*time.Minute), ago(time.Hour), 3000, other)
+	wrong.Backup(t, named(time.Hour+5*time.Minute), ago(time.Hour), 3000, other)
 	rotated := host("rotated")
 	rotated.Key, _ = crypt.Generate("rotated")
 	rotated.PinKey(t, keys)
@@ -241,4 +231,18 @@ func testMonitoringScenarios(t *testing.T, srv *testutil.S3Server) {
 			t.Errorf("the planted future objects are not reported:\n%s", r.Stdout)
 		}
 	}
+}
+
+// clock gives the times a scenario stores its objects at (ago) and names
+// them by (named). Where the server cannot store an object as of the past,
+// every object is stored now but still named in the same order, a
+// thousandth of each age back: two objects named in the same second would
+// make "newest" a coin toss between their random suffixes.
+func clock(now time.Time, aged bool) (ago, named func(time.Duration) time.Time) {
+	if aged {
+		back := func(d time.Duration) time.Time { return now.Add(-d) }
+		return back, back
+	}
+	return func(time.Duration) time.Time { return now },
+		func(d time.Duration) time.Time { return now.Add(-d / 1000) }
 }
