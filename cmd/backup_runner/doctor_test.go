@@ -283,8 +283,10 @@ func testDoctorWriteCanDelete(t *testing.T, srv *testutil.S3Server) {
 	if strings.Contains(out, "leftovers") {
 		t.Logf("%s leaves a delete marker for a deleted name that never existed", srv.Engine)
 	}
-	if code != 0 && !strings.Contains(out, "FAIL") {
-		t.Errorf("doctor: exit %d without a FAIL line", code)
+	// WARN lines (a delete that only hides, a leftover marker) do not
+	// break the promise: the doctor exits 0 and says FAIL nowhere.
+	if code != 0 || strings.Contains(out, "FAIL") {
+		t.Errorf("doctor: exit %d, want 0 with no FAIL line while the promise holds", code)
 	}
 }
 

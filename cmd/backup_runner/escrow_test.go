@@ -220,8 +220,12 @@ func TestRestoreScriptCleanEnv(t *testing.T) {
 	// must still pass it over, for its signature.
 	near := in.plant(put, time.Now().Add(time.Minute), evil, otherKey, "", read)
 
+	all := zips(t, h.drop)
+	if len(all) != 1 {
+		t.Fatalf("%d escrow zips in the drop dir, want the one this host shipped", len(all))
+	}
 	var data []byte
-	for _, b := range zips(t, h.drop) {
+	for _, b := range all {
 		data = b
 	}
 	folder := unzip(t, data, t.TempDir())

@@ -614,7 +614,7 @@ func TestBinaryHostMismatch(t *testing.T) {
 	}
 }
 
-// Acceptance: --remote against an endpoint that accepts connections and
+// --remote against an endpoint that accepts connections and
 // never answers, with -t 2, exits 3 within 3 s.
 func TestBinaryRemoteHungEndpoint(t *testing.T) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")

@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"os"
 	"os/user"
 	"path/filepath"
@@ -114,7 +115,12 @@ func gather(ctx context.Context, a *args) facts {
 		return f
 	}
 	f.ConfigPath, f.Host = cfg.Path, cfg.Host
-	f.Settings, _ = cfg.Encode()
+	// Without the canonical form the settings cannot be compared with the
+	// escrowed copy: say so rather than report a stale escrow.
+	if f.Settings, err = cfg.Encode(); err != nil {
+		f.SettingsErr = fmt.Errorf("cannot put the settings %s in canonical form to compare them with the escrowed copy: %w", cfg.Path, err)
+		return f
+	}
 	if cfg.Escrow.URL == "" && a.Zip == "" {
 		f.NoEscrow = true
 		return f

@@ -11,6 +11,7 @@ import (
 	"github.com/drym-backup/drym/internal/config"
 	"github.com/drym-backup/drym/internal/escrow"
 	"github.com/drym-backup/drym/internal/plugin"
+	"github.com/drym-backup/drym/internal/safefile"
 	"github.com/drym-backup/drym/internal/store"
 )
 
@@ -29,7 +30,7 @@ func zipFile(ctx context.Context, path string, z *zipFacts) {
 		return
 	}
 	z.ZipTime, z.ZipSize = fi.ModTime(), fi.Size()
-	if data, err := os.ReadFile(path + escrow.RecordSuffix); err == nil {
+	if data, err := safefile.ReadFile(path+escrow.RecordSuffix, escrow.MaxRecord); err == nil {
 		z.Record, z.RecordErr = escrow.ParseRecord(data, z.ZipName)
 	} else if !errors.Is(err, os.ErrNotExist) {
 		z.RecordErr = err

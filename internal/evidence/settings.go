@@ -12,6 +12,7 @@ import (
 	"github.com/BurntSushi/toml"
 
 	"github.com/drym-backup/drym/internal/config"
+	"github.com/drym-backup/drym/internal/safefile"
 )
 
 // Monitoring settings: what the monitoring server reads to judge hosts from
@@ -54,7 +55,8 @@ func SettingsPath(flag string) string {
 // LoadSettings reads and validates the monitoring settings. Unknown keys
 // are errors naming the key, as in drym.toml.
 func LoadSettings(path string) (*Settings, error) {
-	data, err := os.ReadFile(path)
+	// A FIFO or device here would hold the check until its -t: refuse it.
+	data, err := safefile.ReadFile(path, config.MaxFileSize)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
 			return nil, fmt.Errorf("no monitoring settings %s (write one: see docs/CHECKS.md, or pass --monitoring-config)", path)
@@ -114,7 +116,7 @@ func lineOf(data []byte, key string) int {
 // ReadInventory reads a host list: one name a line, blank lines and
 // "#" comments ignored. Names must be valid drym host names.
 func ReadInventory(path string) ([]string, error) {
-	f, err := os.Open(path)
+	f, err := safefile.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("cannot read the inventory: %w", err)
 	}
