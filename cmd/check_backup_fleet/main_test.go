@@ -231,6 +231,32 @@ func testBinaryFleet(t *testing.T, srv *testutil.S3Server) {
 			t.Errorf("check_backup_age --host %s: exit %d, %d requests:\n%s", host, r.Code, proxy.Total(), r.Stdout)
 		}
 	}
+
+	// --escrow-proof opens each zip. zip1's zip was truncated in the
+	// escrow store after it was shipped: its public record still names
+	// the right keys, so only opening the zip can tell. web1's escrow
+	// opens its backups and stays OK either way.
+	bad := evidencetest.NewHost(t, "zip1", "drym", "keys", sink)
+	bad.PinKey(t, keys)
+	zip := bad.Escrow(t, ago(40*24*time.Hour), ago(40*24*time.Hour))
+	bad.Backup(t, ago(time.Hour+5*time.Minute), ago(time.Hour), 2000)
+	sink.Put(t, zip, []byte("PK\x03\x04 the first bytes of a zip, and no more"), ago(40*24*time.Hour))
+	proofInventory := filepath.Join(t.TempDir(), "hosts")
+	os.WriteFile(proofInventory, []byte("web1\nzip1\n"), 0o644)
+	for _, tc := range []struct {
+		flags []string
+		code  int
+		first string
+		line  string
+	}{
+		{nil, 1, "WARNING: 4 WARNING (big1, lab7, web2, web3), 2 OK of 6 hosts", ""},
+		{[]string{"--escrow-proof"}, 2, "CRITICAL: 1 CRITICAL (zip1), 4 WARNING (big1, lab7, web2, web3), 1 OK of 6 hosts", "CRITICAL zip1: "},
+	} {
+		r := plugintest.Run(t, "check_backup_fleet", env, append([]string{"--inventory", proofInventory, "-t", "60"}, tc.flags...)...)
+		if r.Code != tc.code || !strings.HasPrefix(r.First(), tc.first) || !strings.Contains(r.Stdout, tc.line) {
+			t.Errorf("check_backup_fleet %v: exit %d, want %d with %q and %q:\n%s%s", tc.flags, r.Code, tc.code, tc.first, tc.line, r.Stdout, r.Stderr)
+		}
+	}
 }
 
 // An endpoint that accepts and never answers: UNKNOWN within -t, for the
