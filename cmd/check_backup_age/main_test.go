@@ -196,7 +196,7 @@ func TestEvaluate(t *testing.T) {
 			b.WarningList = []string{"/srv/x: permission denied"}
 			return withRemote(ok(b), remoteFacts{Err: fmt.Errorf("HeadObject s3://backups/drym/web1/x: %w", store.ErrNotFound)})
 		}(), nil, plugin.Critical, "is missing from s3://backups/drym (deleted"},
-		{"critical_not_set_up", facts{SettingsErr: fmt.Errorf("%w: no settings file /etc/drym/drym.toml", plugin.ErrNotSetUp)}, nil, plugin.Critical,
+		{"critical_not_set_up", facts{SettingsErr: &plugin.NotSetUpError{Missing: "no settings file /etc/drym/drym.toml"}}, nil, plugin.Critical,
 			"not set up: run backup_runner init (no settings file /etc/drym/drym.toml)"},
 		{"unknown_bad_settings", facts{SettingsErr: errors.New("cannot use settings: /etc/drym/drym.toml:3: unknown key \"hots\"")}, nil, plugin.Unknown,
 			"cannot use settings: /etc/drym/drym.toml:3: unknown key"},

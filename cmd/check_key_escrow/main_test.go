@@ -140,7 +140,7 @@ func TestEvaluate(t *testing.T) {
 			f.Zip, f.FindErr = nil, errors.New("s3://escrow/drym: ListObjectsV2 denied (AccessDenied): check the credentials and the bucket policy for this profile")
 		}), nil, plugin.Unknown, "cannot read the escrow location"},
 		{"critical_no_escrow", facts{ConfigPath: cfgPath, Host: "web1", NoEscrow: true}, nil, plugin.Critical, "no escrow configured"},
-		{"critical_not_set_up", facts{SettingsErr: fmt.Errorf("%w: no settings file /etc/drym/drym.toml", plugin.ErrNotSetUp)}, nil, plugin.Critical, "not set up: run backup_runner init"},
+		{"critical_not_set_up", facts{SettingsErr: &plugin.NotSetUpError{Missing: "no settings file /etc/drym/drym.toml"}}, nil, plugin.Critical, "not set up: run backup_runner init"},
 		{"critical_no_public_key", with(func(f *facts) {
 			f.PubFP, f.PubErr = "", fmt.Errorf("open /etc/drym/host-key.pub.asc: %w", fs.ErrNotExist)
 		}), nil, plugin.Critical, "no host key: /etc/drym/host-key.pub.asc is missing: run backup_runner init"},

@@ -118,7 +118,7 @@ func TestEvaluate(t *testing.T) {
 			tr.LastSuccess = time.Time{}
 			return facts{Path: statePath, Status: tr, Alive: true}
 		}(), nil, plugin.Critical, "no test restore yet: the first one is still running (pid 5252, for 10m)"},
-		{"critical_not_set_up", facts{SettingsErr: fmt.Errorf("%w: no settings file /etc/drym/drym.toml", plugin.ErrNotSetUp)}, nil, plugin.Critical,
+		{"critical_not_set_up", facts{SettingsErr: &plugin.NotSetUpError{Missing: "no settings file /etc/drym/drym.toml"}}, nil, plugin.Critical,
 			"not set up: run backup_runner init (no settings file /etc/drym/drym.toml)"},
 		{"critical_never", facts{Path: statePath, ReadErr: fmt.Errorf("%s: %w", statePath, status.ErrNotExist)}, nil, plugin.Critical,
 			"no test restore yet: run backup_runner test-restore (no /var/lib/drym/test-restore.json)"},

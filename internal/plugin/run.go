@@ -239,8 +239,18 @@ func Logf(ctx context.Context, format string, args ...any) {
 }
 
 // ErrNotSetUp means drym was never set up on this host: no settings file and
-// no state directory. Checks report it CRITICAL with NotSetUpFix.
+// no state directory. Checks report it CRITICAL with NotSetUpFix. Settings
+// returns it as a *NotSetUpError, which says what is missing.
 var ErrNotSetUp = errors.New("not set up")
+
+// NotSetUpError is ErrNotSetUp with what was looked for and not found, kept
+// as data so the check's line can quote it without trimming error text.
+type NotSetUpError struct {
+	Missing string // e.g. "no settings file /etc/drym/drym.toml"
+}
+
+func (e *NotSetUpError) Error() string        { return ErrNotSetUp.Error() + ": " + e.Missing }
+func (e *NotSetUpError) Is(target error) bool { return target == ErrNotSetUp }
 
 // NotSetUpFix is the command that sets drym up.
 const NotSetUpFix = "run backup_runner init"
@@ -263,7 +273,7 @@ func (c *Common) Settings(ctx context.Context) (cfg *config.Config, stateDir str
 		stateDir = cfg.StateDir
 	case errors.Is(statErr, fs.ErrNotExist):
 		if c.StateDir == "" {
-			return nil, "", fmt.Errorf("%w: no settings file %s", ErrNotSetUp, path)
+			return nil, "", &NotSetUpError{Missing: "no settings file " + path}
 		}
 	default:
 		return nil, "", fmt.Errorf("cannot use settings: %w (the check runs as user nagios: make the file readable by group nagios)", statErr)
@@ -274,7 +284,7 @@ func (c *Common) Settings(ctx context.Context) (cfg *config.Config, stateDir str
 	Doing(ctx, "looking at state directory %s", stateDir)
 	if _, err := os.Stat(stateDir); err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
-			return cfg, stateDir, fmt.Errorf("%w: no state directory %s", ErrNotSetUp, stateDir)
+			return cfg, stateDir, &NotSetUpError{Missing: "no state directory " + stateDir}
 		}
 		return cfg, stateDir, fmt.Errorf("cannot use state directory: %w (the check runs as user nagios: make it readable by group nagios)", err)
 	}
@@ -285,9 +295,11 @@ func (c *Common) Settings(ctx context.Context) (cfg *config.Config, stateDir str
 // CRITICAL "not set up: run backup_runner init (…)" or UNKNOWN naming the
 // problem with the file.
 func SettingsResult(err error) Result {
+	if ns := (*NotSetUpError)(nil); errors.As(err, &ns) {
+		return Result{State: Critical, Summary: fmt.Sprintf("not set up: %s (%s)", NotSetUpFix, ns.Missing)}
+	}
 	if errors.Is(err, ErrNotSetUp) {
-		detail := strings.TrimPrefix(err.Error(), ErrNotSetUp.Error()+": ")
-		return Result{State: Critical, Summary: fmt.Sprintf("not set up: %s (%s)", NotSetUpFix, detail)}
+		return Result{State: Critical, Summary: "not set up: " + NotSetUpFix}
 	}
 	return Result{State: Unknown, Summary: err.Error() + ": correct it, then check with backup_runner status"}
 }
