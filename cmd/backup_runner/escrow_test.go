@@ -100,13 +100,52 @@ func TestInitShipsEscrowToDropDir(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	origSettings, err := os.ReadFile(h.cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
 	cfg.Exclude = []string{"*.tmp"}
-	enc, _ := cfg.Encode()
-	os.WriteFile(h.cfg, enc, 0o644)
+	enc, err := cfg.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(h.cfg, enc, 0o644); err != nil {
+		t.Fatal(err)
+	}
 	h.mustRun("escrow")
 	after := zips(t, h.drop)
 	if len(after) != 2 || !bytes.Equal(after[name], data) {
 		t.Fatalf("after a settings change: %d zips, first unchanged: %v", len(after), bytes.Equal(after[name], data))
+	}
+
+	// Reverted the same day: the newest zip must hold the settings in force
+	// again (a third zip), or the escrow check would keep alerting until
+	// the next UTC day while the fix it names says "already shipped".
+	if err := os.WriteFile(h.cfg, origSettings, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out = h.mustRun("escrow")
+	if strings.Contains(out, "already shipped") {
+		t.Fatalf("escrow after a revert kept an older zip:\n%s", out)
+	}
+	reverted := zips(t, h.drop)
+	if len(reverted) != 3 {
+		t.Fatalf("after the revert the drop dir holds %d zips, want 3", len(reverted))
+	}
+	st = status.Escrow{} // a false field left out of the JSON must not keep its old value
+	if err := status.Read(filepath.Join(h.state, status.EscrowFile), &st); err != nil || st.AlreadyShipped || st.Zip == name || reverted[st.Zip] == nil {
+		t.Fatalf("escrow.json after the revert: %+v %v", st, err)
+	}
+	newest := reverted[st.Zip]
+	rf, err := escrow.Inspect(bytes.NewReader(newest), int64(len(newest)), escrow.DefaultLimits)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rf.Config.Exclude) != 0 {
+		t.Fatalf("newest zip %s holds the changed settings (exclude %v), not the reverted ones", st.Zip, rf.Config.Exclude)
+	}
+	if out := h.mustRun("escrow"); !strings.Contains(out, "escrow already shipped") || !strings.Contains(out, st.Zip) {
+		t.Fatalf("escrow after shipping the reverted settings:\n%s", out)
 	}
 }
 
