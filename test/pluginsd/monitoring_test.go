@@ -151,7 +151,7 @@ func testMonitoringScenarios(t *testing.T, srv *testutil.S3Server) {
 	// beside an old backup) are versitygw's, the others run on both.
 	aged := srv.CanBackdate()
 	if !aged {
-		t.Logf("%s cannot store objects as of the past: the age scenarios run on versitygw only", srv.Engine)
+		t.Logf("%s cannot store objects as of the past: the age scenarios (stale, planted) are judged against thresholds of seconds instead of days", srv.Engine)
 	}
 	ago, named := clock(now, aged)
 	day := 24 * time.Hour
@@ -166,9 +166,7 @@ func testMonitoringScenarios(t *testing.T, srv *testutil.S3Server) {
 	}
 
 	backup(host("healthy"), 3*time.Hour)
-	if aged {
-		backup(host("stale"), 4*day)
-	}
+	backup(host("stale"), 4*day)
 	host("never")
 	empty := host("empty")
 	backup(empty, 20*time.Hour)
@@ -178,12 +176,10 @@ func testMonitoringScenarios(t *testing.T, srv *testutil.S3Server) {
 	size := host("size")
 	b := backup(size, time.Hour)
 	sink.Put(t, b.Object, b.Data[:200], ago(time.Hour))
-	if aged {
-		planted := host("planted")
-		backup(planted, 60*time.Hour)
-		for i := range 5 {
-			planted.Put(t, now.Add(time.Duration(100+i)*day), ago(time.Hour), []byte("planted"), nil)
-		}
+	planted := host("planted")
+	backup(planted, 60*time.Hour)
+	for i := range 5 {
+		planted.Put(t, now.Add(time.Duration(100+i)*day), ago(time.Hour), []byte("planted"), nil)
 	}
 	other, _ := crypt.Generate("intruder")
 	wrong := host("wrongkey")
@@ -202,6 +198,7 @@ func testMonitoringScenarios(t *testing.T, srv *testutil.S3Server) {
 	writeFile(t, cfg, fmt.Appendf(nil, "keys = %q\n[destination]\nurl = \"s3://%s/drym\"\nendpoint = %q\npath_style = true\nread_profile = %q\n[escrow]\nurl = \"s3://%s/keys\"\nendpoint = %q\npath_style = true\nread_profile = %q\n",
 		keys, srv.Bucket, srv.Endpoint, srv.ReadProfile, srv.Bucket, srv.Endpoint, srv.ReadProfile), 0o644)
 	env := append(srv.Env(), "AWS_CA_BUNDLE=", "DRYM_MONITORING_CONFIG="+cfg)
+	settled := time.Now().Add(3 * time.Second) // every object is older than 2s
 	for _, tc := range []struct {
 		check, host string
 		code        int
@@ -220,10 +217,18 @@ func testMonitoringScenarios(t *testing.T, srv *testutil.S3Server) {
 		{"check_key_escrow", "rotated", 2, "CRITICAL: the escrowed key cannot open the newest backup rotated/"},
 		{"check_key_escrow", "subkey", 2, "CRITICAL: the escrowed key cannot open the newest backup subkey/"},
 	} {
+		argv := []string{"--host", tc.host, "-t", "20"}
 		if !aged && (tc.host == "stale" || tc.host == "planted") {
-			continue
+			// Stored seconds ago, not days: the nearest equivalent is
+			// a critical age of seconds, with the objects older than it.
+			time.Sleep(time.Until(settled))
+			argv = append(argv, "-w", "1s", "-c", "2s")
+			tc.first = "CRITICAL: the last backup of " + tc.host + " was stored "
 		}
-		r := plugintest.Run(t, tc.check, env, "--host", tc.host, "-t", "20")
+		r := plugintest.Run(t, tc.check, env, argv...)
+		if !aged && (tc.host == "stale" || tc.host == "planted") && !strings.Contains(r.First(), "older than 2s (-c)") {
+			t.Errorf("%s --host %s with -c 2s: %s", tc.check, tc.host, r.First())
+		}
 		if r.Code != tc.code || !strings.Contains(r.First(), tc.first) {
 			t.Errorf("%s --host %s: exit %d, want %d with %q:\n%s%s", tc.check, tc.host, r.Code, tc.code, tc.first, r.Stdout, r.Stderr)
 		}
