@@ -19,7 +19,7 @@ import (
 )
 
 // TestMonitoringServerPolicy installs monitoring-server-read-only-policy.json
-// for the read user on a real S3 server (versitygw), beside the hosts'
+// for the read user on each real S3 server (versitygw and SeaweedFS), beside the hosts'
 // put-only and escrow policies, and proves both sides of it: the storage-
 // side checks and the fleet sweep work with it, and it can neither write,
 // delete, nor read an escrow zip (which holds a bare secret key).
@@ -130,7 +130,7 @@ func testMonitoringServerPolicy(t *testing.T, srv *testutil.S3Server) {
 }
 
 // TestMonitoringScenarios judges, through the real checks and under the
-// shipped monitoring policy on versitygw, every way a host's evidence can
+// shipped monitoring policy on each S3 server, every way a host's evidence can
 // be wrong: each must end in the state the docs promise.
 func TestMonitoringScenarios(t *testing.T) {
 	testutil.ForEachS3(t, testMonitoringScenarios)
@@ -147,8 +147,8 @@ func testMonitoringScenarios(t *testing.T, srv *testutil.S3Server) {
 	sink := evidencetest.S3Sink(srv)
 	now := time.Now().UTC()
 	// Where the server cannot store an object as of the past (SeaweedFS),
-	// every object is stored now: the scenarios about age (stale, planted
-	// beside an old backup) are versitygw's, the others run on both.
+	// every object is stored now, and the scenarios about age (stale,
+	// planted beside an old backup) are judged against seconds, not days.
 	aged := srv.CanBackdate()
 	if !aged {
 		t.Logf("%s cannot store objects as of the past: the age scenarios (stale, planted) are judged against thresholds of seconds instead of days", srv.Engine)
