@@ -28,7 +28,10 @@ type Options struct {
 	// absolute path and against its base name; a matching directory is not
 	// descended into.
 	Exclude []string
-	Now     time.Time
+	// Now dates the manifest ("created") and its tar member. It must be
+	// set: a zero time would date the backup in year 1, which no reader
+	// could tell from a clock that was never read, so Write refuses it.
+	Now time.Time
 	// OnFile, when set, is called after each regular file is archived with
 	// its size (progress reporting).
 	OnFile func(size int64)
@@ -82,6 +85,9 @@ func shortErr(err error) string {
 // those fail the run, while trouble below a root is a warning.
 var ErrSource = errors.New("source")
 
+// ErrNoTime is returned by Write when Options.Now is the zero time.
+var ErrNoTime = errors.New("archive: Options.Now is not set (the manifest needs the backup's time)")
+
 // copyBufSize is the read size for file content: large reads keep syscalls
 // off the profile.
 const copyBufSize = 1 << 20
@@ -117,6 +123,9 @@ type writer struct {
 // It does not close w. Files that vanish or cannot be read during the walk
 // are skipped and counted as warnings; a missing source root is an error.
 func Write(ctx context.Context, w io.Writer, opt Options) (Stats, error) {
+	if opt.Now.IsZero() {
+		return Stats{}, ErrNoTime
+	}
 	a := &writer{
 		ctx: ctx, out: w, tw: tar.NewWriter(w), opt: opt,
 		buf: make([]byte, copyBufSize), h: sha256.New(), sum: make([]byte, 0, sha256.Size),

@@ -87,7 +87,8 @@ type Params struct {
 	// decrypts).
 	Signer *openpgp.Entity
 	Store  store.Store
-	Now    time.Time
+	// Now names and dates the backup; the zero time is refused.
+	Now time.Time
 	// OnFile is called after each regular file (progress).
 	OnFile func(size int64)
 	// OnOutput is called as encrypted bytes are stored (progress).
@@ -168,6 +169,12 @@ func zstdOptions() []zstd.EOption {
 // Run makes one backup. On error nothing is visible in the store under the
 // new name (the store's Put guarantees it), and the error names the stage.
 func Run(ctx context.Context, p Params) (Result, error) {
+	// Refused before anything is read or stored: a zero time would name
+	// the object 00010101T000000Z-… (never "latest") and date its
+	// manifest in year 1.
+	if p.Now.IsZero() {
+		return Result{}, errors.New("backup: no time given (Params.Now is zero)")
+	}
 	for _, src := range p.Sources {
 		if _, err := os.Lstat(src); err != nil {
 			return Result{}, fmt.Errorf("source %s: %w", src, unwrapPath(err))
