@@ -16,11 +16,14 @@ import (
 // independent zstd frames, written out in order. Concatenated frames are one
 // valid zstd stream (RFC 8878 §3.1): `zstd -d`, and klauspost's decoder, read
 // them as the whole. The cost is a fresh window at each segment start: with
-// 2 MiB segments the output is ≈ 0.1 % larger.
+// 1 MiB segments the output is ≈ 0.2 % larger.
 
 const (
-	// segmentSize is the input of one frame.
-	segmentSize = 2 << 20
+	// segmentSize is the input of one frame. 1 MiB (the window size):
+	// with 2 MiB segments a tree of small files, whose tar stream comes
+	// slowly, left the second core idle while one segment filled; each
+	// segment less in flight is also 2 MiB less resident.
+	segmentSize = 1 << 20
 )
 
 type zjob struct {
@@ -63,7 +66,8 @@ func newParallelZstd(w io.Writer, opts ...zstd.EOption) (*parallelZstd, error) {
 	return z, nil
 }
 
-// writer writes finished frames in order.
+// writer writes finished frames in order. In a backup w is the
+// encrypter: the frames are encrypted on this goroutine, from j.out.
 func (z *parallelZstd) writer() {
 	defer close(z.wdone)
 	for j := range z.queue {
