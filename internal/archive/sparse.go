@@ -5,7 +5,6 @@ import (
 	"errors"
 	"io"
 	"maps"
-	"os"
 	"path"
 	"slices"
 	"strconv"
@@ -77,7 +76,7 @@ func dataMap(fd int, size int64) ([][2]int64, bool) {
 }
 
 // addSparse writes one regular file as a GNU sparse 1.0 member.
-func (a *writer) addSparse(f *os.File, name string, hdr *tar.Header, entry *Entry, size int64, regions [][2]int64) error {
+func (a *writer) addSparse(fd int, name string, hdr *tar.Header, entry *Entry, size int64, regions [][2]int64) error {
 	var sm []byte
 	sm = strconv.AppendInt(sm, int64(len(regions)), 10)
 	sm = append(sm, '\n')
@@ -128,7 +127,7 @@ func (a *writer) addSparse(f *os.File, name string, hdr *tar.Header, entry *Entr
 			m := 0
 			if rerr == nil {
 				var err error
-				m, err = f.ReadAt(a.buf[:want], pos)
+				m, err = pread(fd, a.buf[:want], pos)
 				if m < int(want) {
 					rerr = err
 					if err == nil || err == io.EOF {
@@ -150,7 +149,7 @@ func (a *writer) addSparse(f *os.File, name string, hdr *tar.Header, entry *Entr
 	}
 	if rerr != nil {
 		a.stats.warn(name, rerr)
-	} else if m, _ := f.ReadAt(a.buf[:1], size); m > 0 {
+	} else if m, _ := pread(fd, a.buf[:1], size); m > 0 {
 		a.stats.warn(name, grew(size))
 	}
 	a.stats.Sparse++
@@ -158,6 +157,26 @@ func (a *writer) addSparse(f *os.File, name string, hdr *tar.Header, entry *Entr
 }
 
 func blockPad(n int64) int64 { return -n & 511 }
+
+// pread reads len(b) bytes at off like os.File.ReadAt (io.EOF when the
+// file ends first), from a plain descriptor.
+func pread(fd int, b []byte, off int64) (int, error) {
+	n := 0
+	for n < len(b) {
+		m, err := unix.Pread(fd, b[n:], off+int64(n))
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return n, err
+		}
+		if m == 0 {
+			return n, io.EOF
+		}
+		n += m
+	}
+	return n, nil
+}
 
 // writeRaw writes the headers of one member straight to the stream,
 // past the tar.Writer: a PAX extended header with recs, hdr's PAX records

@@ -16,8 +16,10 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
+	"sync/atomic"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // Options says what Write archives.
@@ -28,7 +30,10 @@ type Options struct {
 	// absolute path and against its base name; a matching directory is not
 	// descended into.
 	Exclude []string
-	Now     time.Time
+	// Now dates the manifest ("created") and its tar member. It must be
+	// set: a zero time would date the backup in year 1, which no reader
+	// could tell from a clock that was never read, so Write refuses it.
+	Now time.Time
 	// OnFile, when set, is called after each regular file is archived with
 	// its size (progress reporting).
 	OnFile func(size int64)
@@ -82,6 +87,9 @@ func shortErr(err error) string {
 // those fail the run, while trouble below a root is a warning.
 var ErrSource = errors.New("source")
 
+// ErrNoTime is returned by Write when Options.Now is the zero time.
+var ErrNoTime = errors.New("archive: Options.Now is not set (the manifest needs the backup's time)")
+
 // copyBufSize is the read size for file content: large reads keep syscalls
 // off the profile.
 const copyBufSize = 1 << 20
@@ -111,12 +119,23 @@ type writer struct {
 	encErr   error
 	// Extended attributes: scratch for the name list and a value.
 	xnames, xval []byte
+	// Reused for every path: its header, its stat, the directory walk's
+	// per-depth entry lists and getdents buffer (walk.go).
+	hdr    tar.Header
+	st     unix.Stat_t
+	levels []*dirLevel
+	dbuf   []byte
+	// twDirty: tw wrote the last member, and may hold its padding.
+	twDirty bool
 }
 
 // Write archives the sources as a tar stream to w, ending with the manifest.
 // It does not close w. Files that vanish or cannot be read during the walk
 // are skipped and counted as warnings; a missing source root is an error.
 func Write(ctx context.Context, w io.Writer, opt Options) (Stats, error) {
+	if opt.Now.IsZero() {
+		return Stats{}, ErrNoTime
+	}
 	a := &writer{
 		ctx: ctx, out: w, tw: tar.NewWriter(w), opt: opt,
 		buf: make([]byte, copyBufSize), h: sha256.New(), sum: make([]byte, 0, sha256.Size),
@@ -164,93 +183,28 @@ func (a *writer) excluded(path string) bool {
 	return false
 }
 
-// walk archives the tree at root under the name of src.
-func (a *writer) walk(src, root string) error {
-	return filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
-		if cerr := a.ctx.Err(); cerr != nil {
-			return cerr
-		}
-		name := src + strings.TrimPrefix(path, root)
-		if err != nil {
-			if path == root {
-				return fmt.Errorf("%w %s: %v", ErrSource, src, shortErr(err))
-			}
-			a.stats.warn(name, err)
-			if d != nil && d.IsDir() {
-				return fs.SkipDir
-			}
-			return nil
-		}
-		if path != root && a.excluded(name) {
-			if d.IsDir() {
-				return fs.SkipDir
-			}
-			return nil
-		}
-		if err := a.add(path, name); err != nil {
-			if errors.Is(err, errSkip) {
-				if d.IsDir() {
-					return fs.SkipDir
-				}
-				return nil
-			}
-			return err
-		}
-		return nil
-	})
-}
-
 var errSkip = errors.New("skip")
 
-// add archives one path. Errors that concern only this path are warnings
-// (errSkip); errors writing the stream end the run.
+// add archives one path by its name: the roots, and what the directory
+// walk (walk.go) does not take through a directory descriptor (symlinks,
+// special files, entries of unknown type, directories it cannot open).
+// Errors that concern only this path are warnings (errSkip); errors writing
+// the stream end the run.
 func (a *writer) add(path, name string) error {
-	fi, err := os.Lstat(path)
-	if err != nil {
-		a.stats.warn(name, err)
+	st := &a.st
+	if err := unix.Lstat(path, st); err != nil {
+		a.stats.warn(name, &fs.PathError{Op: "lstat", Path: path, Err: err})
 		return errSkip
 	}
-	member := strings.TrimPrefix(filepath.ToSlash(name), "/")
-	if member == "" {
-		member = "." // backing up "/" itself: its entry is the root dir
-	}
-	hdr := &tar.Header{
-		Name: member,
-		Mode: int64(fi.Mode().Perm()),
-		// Whole seconds, rounded down (also before 1970): tar's ustar
-		// fields hold seconds, and a PAX mtime record any int64.
-		ModTime: time.Unix(fi.ModTime().Unix(), 0),
-	}
-	if fi.Mode()&fs.ModeSetuid != 0 {
-		hdr.Mode |= 0o4000
-	}
-	if fi.Mode()&fs.ModeSetgid != 0 {
-		hdr.Mode |= 0o2000
-	}
-	if fi.Mode()&fs.ModeSticky != 0 {
-		hdr.Mode |= 0o1000
-	}
-	st, _ := fi.Sys().(*syscall.Stat_t)
-	if st != nil {
-		hdr.Uid, hdr.Gid = int(st.Uid), int(st.Gid)
-		hdr.Uname, hdr.Gname = a.userName(hdr.Uid), a.groupName(hdr.Gid)
-	}
-	entry := Entry{Path: member, Mode: fmt.Sprintf("%04o", hdr.Mode), MTime: hdr.ModTime.Unix()}
-
-	switch {
-	case fi.Mode().IsDir():
+	member := memberName(name)
+	hdr, entry := a.newHeader(st, member)
+	switch st.Mode & unix.S_IFMT {
+	case unix.S_IFDIR:
 		if member == "." {
 			return nil // "/" itself carries nothing to restore
 		}
-		hdr.Typeflag = tar.TypeDir
-		hdr.Name += "/"
-		entry.Type = TypeDir
-		a.attrs(-1, path, name, hdr, &entry)
-		if _, err := a.header(hdr); err != nil {
-			return err
-		}
-		a.stats.Dirs++
-	case fi.Mode()&fs.ModeSymlink != 0:
+		return a.addDir(-1, path, name, hdr, entry)
+	case unix.S_IFLNK:
 		target, err := os.Readlink(path)
 		if err != nil {
 			a.stats.warn(name, err)
@@ -264,92 +218,197 @@ func (a *writer) add(path, name string) error {
 			return err
 		}
 		a.stats.Symlinks++
-	case fi.Mode().IsRegular():
-		if st != nil && st.Nlink > 1 {
-			key := [2]uint64{st.Dev, st.Ino}
-			if first, ok := a.links[key]; ok {
-				// A hard link carries no attributes of its own: they
-				// are the inode's, archived with its first name.
-				hdr.Typeflag = tar.TypeLink
-				hdr.Linkname = first
-				entry.Type, entry.Link = TypeHardlink, first
-				if _, err := a.header(hdr); err != nil {
-					return err
-				}
-				a.stats.Hardlinks++
-				a.addEntry(&entry)
-				return nil
-			}
-			err := a.addFile(path, name, hdr, entry)
-			if err == nil {
-				a.links[key] = member
-			}
-			return err
+		a.addEntry(&entry)
+		return nil
+	case unix.S_IFREG:
+		fd, err := openNoATime(unix.AT_FDCWD, path)
+		if err != nil {
+			a.stats.warn(name, &fs.PathError{Op: "open", Path: path, Err: err})
+			return errSkip
 		}
-		return a.addFile(path, name, hdr, entry)
+		defer unix.Close(fd)
+		return a.addOpen(fd, path, name, member)
 	default:
 		// Sockets, FIFOs and device nodes are not data: a file-level
 		// restore cannot bring them back, so they are not archived, but
 		// counted and listed, so that nobody is surprised by their
 		// absence.
-		a.stats.skip(name, nodeKind(fi.Mode()))
+		a.stats.skip(name, nodeKind(st.Mode))
 		return nil
 	}
+}
+
+// memberName is the tar member name of an absolute name: without the
+// leading slash, "." for "/" itself. A substring, not a copy.
+func memberName(name string) string {
+	member := strings.TrimPrefix(name, "/")
+	if member == "" {
+		member = "." // backing up "/" itself: its entry is the root dir
+	}
+	return member
+}
+
+// newHeader fills the writer's one reusable tar header (and returns it
+// with a fresh entry) from st: no allocation per path but the entry's.
+func (a *writer) newHeader(st *unix.Stat_t, member string) (*tar.Header, Entry) {
+	mode := int64(st.Mode & 0o7777) // permissions, setuid, setgid, sticky
+	a.hdr = tar.Header{
+		Name: member,
+		Mode: mode,
+		// Whole seconds, rounded down (also before 1970): tar's ustar
+		// fields hold seconds, and a PAX mtime record any int64.
+		ModTime: time.Unix(st.Mtim.Sec, 0),
+		Uid:     int(st.Uid), Gid: int(st.Gid),
+		Uname: a.userName(int(st.Uid)), Gname: a.groupName(int(st.Gid)),
+	}
+	return &a.hdr, Entry{Path: member, Mode: modeString(mode), MTime: st.Mtim.Sec}
+}
+
+// modeStrings caches the manifest's octal modes ("0644"): one Sprintf
+// per distinct mode, not per path.
+var modeStrings [0o10000]atomicString
+
+type atomicString struct{ p atomic.Pointer[string] }
+
+func modeString(mode int64) string {
+	m := &modeStrings[mode&0o7777]
+	if s := m.p.Load(); s != nil {
+		return *s
+	}
+	s := fmt.Sprintf("%04o", mode&0o7777)
+	m.p.Store(&s)
+	return s
+}
+
+// addDir writes a directory's header and entry; fd is the directory when
+// open (its attributes are read through it), else -1.
+func (a *writer) addDir(fd int, path, name string, hdr *tar.Header, entry Entry) error {
+	hdr.Typeflag = tar.TypeDir
+	hdr.Name += "/"
+	entry.Type = TypeDir
+	a.attrs(fd, path, name, hdr, &entry)
+	if _, err := a.header(hdr); err != nil {
+		return err
+	}
+	a.stats.Dirs++
 	a.addEntry(&entry)
 	return nil
 }
 
-func nodeKind(m fs.FileMode) string {
-	switch {
-	case m&fs.ModeSocket != 0:
+func nodeKind(mode uint32) string {
+	switch mode & unix.S_IFMT {
+	case unix.S_IFSOCK:
 		return "socket"
-	case m&fs.ModeNamedPipe != 0:
+	case unix.S_IFIFO:
 		return "FIFO"
-	case m&fs.ModeCharDevice != 0:
+	case unix.S_IFCHR:
 		return "character device"
-	case m&fs.ModeDevice != 0:
+	case unix.S_IFBLK:
 		return "block device"
 	}
 	return "special file"
 }
 
-// header writes a member's header. tar.Writer takes a zero ModTime —
-// exactly 0001-01-01T00:00:00Z, a time a file can have — for "no time" and
-// writes 1970 instead: that one second goes through writeRaw.
+// header writes a member's header. A plain member (what nearly every
+// file is: short ASCII name, no PAX records) gets its ustar block written
+// here, byte for byte what tar.Writer writes for it (see
+// TestPlainHeaderAsTarWriter), without tar.Writer's per-header checks and
+// allocations; raw is then true and the caller writes the content and its
+// padding to a.out. tar.Writer also takes a zero ModTime — exactly
+// 0001-01-01T00:00:00Z, a time a file can have — for "no time" and writes
+// 1970 instead: that one second goes through writeRaw.
 func (a *writer) header(hdr *tar.Header) (raw bool, err error) {
 	if hdr.ModTime.IsZero() {
 		return true, a.writeRaw(hdr, hdr.Name, hdr.Size, nil)
 	}
+	if u, ok := plainUSTAR(hdr); ok {
+		if a.twDirty {
+			// The previous member's padding, held by tar.Writer.
+			if err := a.tw.Flush(); err != nil {
+				return false, err
+			}
+			a.twDirty = false
+		}
+		blk := u.block()
+		_, err := a.out.Write(blk[:])
+		return true, err
+	}
+	a.twDirty = true
 	return false, a.tw.WriteHeader(hdr)
 }
 
-// addFile streams one regular file into the tar and its hash.
-func (a *writer) addFile(path, name string, hdr *tar.Header, entry Entry) (err error) {
-	f, err := openNoATime(path)
-	if err != nil {
-		a.stats.warn(name, err)
+// plainUSTAR returns hdr as one ustar block when tar.Writer would write
+// it as exactly that: no PAX records, an ASCII name and link of at most
+// 100 bytes (longer ones tar.Writer splits or moves to PAX), user and group
+// names of at most 32, numbers in their octal fields.
+func plainUSTAR(hdr *tar.Header) (ustar, bool) {
+	mtime := hdr.ModTime.Unix()
+	ok := len(hdr.PAXRecords) == 0 &&
+		asciiFits(hdr.Name, 100) && asciiFits(hdr.Linkname, 100) &&
+		asciiFits(hdr.Uname, 32) && asciiFits(hdr.Gname, 32) &&
+		hdr.Uid >= 0 && hdr.Uid <= max7 && hdr.Gid >= 0 && hdr.Gid <= max7 &&
+		hdr.Size >= 0 && hdr.Size <= max11 && mtime >= 0 && mtime <= max11 &&
+		hdr.ModTime.Nanosecond() == 0 && hdr.Mode >= 0 && hdr.Mode <= 0o7777 &&
+		(hdr.Typeflag == tar.TypeReg || hdr.Typeflag == tar.TypeDir || hdr.Typeflag == tar.TypeSymlink || hdr.Typeflag == tar.TypeLink)
+	if !ok {
+		return ustar{}, false
+	}
+	return ustar{
+		name: hdr.Name, mode: hdr.Mode, uid: int64(hdr.Uid), gid: int64(hdr.Gid), size: hdr.Size,
+		mtime: mtime, typeflag: hdr.Typeflag, uname: hdr.Uname, gname: hdr.Gname, link: hdr.Linkname,
+	}, true
+}
+
+// addOpen archives the regular file open as fd (or its hard link, when
+// its inode was archived under another name). It stats the open file, not
+// the name: the file may have been replaced since its directory was read.
+func (a *writer) addOpen(fd int, path, name, member string) error {
+	st := &a.st
+	if err := unix.Fstat(fd, st); err != nil {
+		a.stats.warn(name, &fs.PathError{Op: "fstat", Path: path, Err: err})
 		return errSkip
 	}
-	defer f.Close()
-	// Size from the open file, not the earlier lstat: the file may have
-	// been replaced in between.
-	fi, err := f.Stat()
-	if err != nil {
-		a.stats.warn(name, err)
-		return errSkip
-	}
-	if !fi.Mode().IsRegular() {
+	if st.Mode&unix.S_IFMT != unix.S_IFREG {
 		a.stats.warn(name, errors.New("replaced by a non-regular file during the backup"))
 		return errSkip
 	}
-	size := fi.Size()
-	a.attrs(int(f.Fd()), path, name, hdr, &entry)
+	hdr, entry := a.newHeader(st, member)
+	if st.Nlink > 1 {
+		key := [2]uint64{st.Dev, st.Ino}
+		if first, ok := a.links[key]; ok {
+			// A hard link carries no attributes of its own: they
+			// are the inode's, archived with its first name.
+			hdr.Typeflag = tar.TypeLink
+			hdr.Linkname = first
+			entry.Type, entry.Link = TypeHardlink, first
+			if _, err := a.header(hdr); err != nil {
+				return err
+			}
+			a.stats.Hardlinks++
+			a.addEntry(&entry)
+			return nil
+		}
+		err := a.addFile(fd, st, path, name, hdr, entry)
+		if err == nil {
+			a.links[key] = strings.Clone(member)
+		}
+		return err
+	}
+	return a.addFile(fd, st, path, name, hdr, entry)
+}
+
+// addFile streams one regular file, open as fd and described by st, into
+// the tar and its hash.
+func (a *writer) addFile(fd int, st *unix.Stat_t, path, name string, hdr *tar.Header, entry Entry) (err error) {
+	size := st.Size
+	sparse := st.Blocks*512 < size
+	a.attrs(fd, path, name, hdr, &entry)
 	a.h.Reset()
-	if st, ok := fi.Sys().(*syscall.Stat_t); ok && st.Blocks*512 < size {
+	if sparse {
 		// Fewer blocks than bytes: maybe holes (or compression, or
 		// inline data). Only the file system's data map can tell.
-		if regions, ok := dataMap(int(f.Fd()), size); ok {
-			if err := a.addSparse(f, name, hdr, &entry, size, regions); err != nil {
+		if regions, ok := dataMap(fd, size); ok {
+			if err := a.addSparse(fd, name, hdr, &entry, size, regions); err != nil {
 				return err
 			}
 			return a.fileDone(&entry, size)
@@ -364,29 +423,43 @@ func (a *writer) addFile(path, name string, hdr *tar.Header, entry Entry) (err e
 	var body io.Writer = a.tw
 	if raw {
 		body = a.out
-		defer func() {
-			if err == nil {
-				_, err = a.out.Write(make([]byte, blockPad(size)))
-			}
-		}()
 	}
 	// The tar header promises size bytes: a file that shrinks while read
 	// is padded with zeros (and hashed as padded, so the manifest matches
 	// the archive), one that grows is cut at size. Both are warnings.
+	// Each read asks for one byte more than is left: a file that grew
+	// shows it in the read that ends it, so a small file costs one read.
 	var n int64
 	var rerr error
-	for n < size {
-		want := min(int64(len(a.buf)), size-n)
-		m, err := io.ReadFull(f, a.buf[:want])
-		if m > 0 {
-			a.h.Write(a.buf[:m])
-			if _, werr := body.Write(a.buf[:m]); werr != nil {
-				return werr
-			}
-			n += int64(m)
+	grown := false
+	for {
+		left := size - n
+		want := min(int64(len(a.buf)), left+1)
+		m, err := unix.Read(fd, a.buf[:want])
+		if err == unix.EINTR {
+			continue
 		}
 		if err != nil {
-			rerr = err
+			rerr = &fs.PathError{Op: "read", Path: path, Err: err}
+			break
+		}
+		if m == 0 {
+			if n < size {
+				rerr = errShrank
+			}
+			break
+		}
+		if int64(m) > left {
+			m, grown = int(left), true
+		}
+		a.h.Write(a.buf[:m])
+		if _, werr := body.Write(a.buf[:m]); werr != nil {
+			return werr
+		}
+		n += int64(m)
+		// A read shorter than asked that completes the file is its end
+		// (a short read before that is only a piece: read on).
+		if grown || (n == size && int64(m) < want) {
 			break
 		}
 	}
@@ -400,15 +473,22 @@ func (a *writer) addFile(path, name string, hdr *tar.Header, entry Entry) (err e
 			}
 			n += m
 		}
-		if rerr == io.ErrUnexpectedEOF || rerr == io.EOF {
-			rerr = errShrank
-		}
 		a.stats.warn(name, rerr)
-	} else if m, _ := f.Read(a.buf[:1]); m > 0 {
+	} else if grown {
 		a.stats.warn(name, grew(size))
+	}
+	if raw {
+		if pad := blockPad(size); pad > 0 {
+			if _, err := a.out.Write(zeroBlock[:pad]); err != nil {
+				return err
+			}
+		}
 	}
 	return a.fileDone(&entry, size)
 }
+
+// zeroBlock pads raw members to the tar block size.
+var zeroBlock [512]byte
 
 var errShrank = errors.New("file shrank while it was read (archived zero-padded)")
 
@@ -421,7 +501,6 @@ func (a *writer) fileDone(entry *Entry, size int64) error {
 	a.sum = a.h.Sum(a.sum[:0])
 	entry.Type = TypeFile
 	entry.Size = size
-	entry.SHA256 = hex.EncodeToString(a.sum)
 	a.addEntry(entry)
 	a.stats.Files++
 	a.stats.BytesIn += size
@@ -431,15 +510,26 @@ func (a *writer) fileDone(entry *Entry, size int64) error {
 	return nil
 }
 
-// openNoATime opens a file without updating its access time where allowed
-// (O_NOATIME needs ownership or CAP_FOWNER): a backup should not make every
-// file look recently used.
-func openNoATime(path string) (*os.File, error) {
-	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NOATIME, 0)
-	if errors.Is(err, syscall.EPERM) {
-		f, err = os.Open(path)
+// openNoATime opens a regular file (name relative to the directory dirfd)
+// without updating its access time where allowed (O_NOATIME needs
+// ownership or CAP_FOWNER): a backup should not make every file look
+// recently used. O_NOFOLLOW: a file replaced by a symlink since its
+// directory was read is not followed (ELOOP); O_NONBLOCK: one replaced by
+// a FIFO does not hang the backup. The descriptor is a plain one, not an
+// *os.File: that would register it with the netpoller (two more syscalls
+// and a finalizer a file).
+func openNoATime(dirfd int, name string) (int, error) {
+	const flags = unix.O_RDONLY | unix.O_CLOEXEC | unix.O_NOFOLLOW | unix.O_NONBLOCK
+	for {
+		fd, err := unix.Openat(dirfd, name, flags|unix.O_NOATIME, 0)
+		if err == unix.EPERM {
+			fd, err = unix.Openat(dirfd, name, flags, 0)
+		}
+		if err == unix.EINTR {
+			continue
+		}
+		return fd, err
 	}
-	return f, err
 }
 
 // manifestBlock is the size of the blocks the manifest entries are kept in.
@@ -449,7 +539,8 @@ const manifestBlock = 256 << 10
 var packedTypes = [...]string{TypeFile, TypeDir, TypeSymlink, TypeHardlink}
 
 // addEntry records one manifest entry, packed: the path front-coded against
-// the previous one, the SHA-256 as 32 raw bytes, numbers as varints — about
+// the previous one, the SHA-256 as 32 raw bytes (a.sum, for a file: the
+// entry carries no hex), numbers as varints — about
 // 70 bytes a file instead of ≈ 300 for an Entry and its strings — in
 // 256 KiB blocks (no slice doubling). The manifest is a backup's only
 // memory that grows with the tree; packing it keeps peak RSS nearly flat
@@ -459,6 +550,10 @@ var packedTypes = [...]string{TypeFile, TypeDir, TypeSymlink, TypeHardlink}
 func (a *writer) addEntry(e *Entry) {
 	a.ebuf = appendEntry(a.ebuf[:0], e)
 	a.manSize += int64(len(a.ebuf))
+	if e.Type == TypeFile {
+		// Its SHA-256 is a.sum, written as hex only in the manifest.
+		a.manSize += int64(len(`,"sha256":""`) + 2*sha256.Size)
+	}
 	if a.nEntries > 0 {
 		a.manSize++ // the comma
 	}
@@ -488,12 +583,8 @@ func (a *writer) addEntry(e *Entry) {
 	switch e.Type {
 	case TypeFile:
 		p = binary.AppendUvarint(p, uint64(e.Size))
-		sum, err := hex.DecodeString(e.SHA256)
-		if err != nil || len(sum) != sha256.Size {
-			a.encErr = fmt.Errorf("manifest: bad sha256 %q", e.SHA256)
-			return
-		}
-		p = append(p, sum...)
+		p = append(p, a.sum...) // raw: half the bytes of hex, no encoding
+
 	case TypeSymlink, TypeHardlink:
 		p = appendPacked(p, e.Link)
 	}
@@ -607,10 +698,24 @@ func (a *writer) writeManifest() error {
 		Name: ManifestName, Typeflag: tar.TypeReg, Mode: 0o600, Size: size,
 		ModTime: a.man.Created, Uname: "root", Gname: "root",
 	}
-	if _, err := a.header(hdr); err != nil {
+	raw, err := a.header(hdr)
+	if err != nil {
 		return err
 	}
-	if _, err := a.tw.Write(head); err != nil {
+	// A raw header (plain, or the zero time) is followed by the content
+	// and padding written past tar.Writer, which then cannot check the
+	// size: the count here does.
+	var body io.Writer = a.tw
+	if raw {
+		body = a.out
+	}
+	var written int64
+	write := func(b []byte) error {
+		n, err := body.Write(b)
+		written += int64(n)
+		return err
+	}
+	if err := write(head); err != nil {
 		return err
 	}
 	first := true
@@ -621,13 +726,20 @@ func (a *writer) writeManifest() error {
 		}
 		first = false
 		a.ebuf = appendEntry(a.ebuf, e)
-		_, err := a.tw.Write(a.ebuf)
-		return err
+		return write(a.ebuf)
 	}); err != nil {
 		return err
 	}
 	a.blocks = nil
-	_, err = a.tw.Write(tail)
+	if err := write(tail); err != nil {
+		return err
+	}
+	if written != size {
+		return fmt.Errorf("manifest: %d bytes written, %d announced", written, size)
+	}
+	if raw {
+		_, err = a.out.Write(zeroBlock[:blockPad(size)])
+	}
 	return err
 }
 

@@ -100,7 +100,7 @@ func TestWrite(t *testing.T) {
 }
 
 func TestWriteMissingSource(t *testing.T) {
-	_, err := Write(context.Background(), io.Discard, Options{Sources: []string{"/nonexistent/drym"}})
+	_, err := Write(context.Background(), io.Discard, Options{Sources: []string{"/nonexistent/drym"}, Now: time.Now()})
 	if !errors.Is(err, ErrSource) {
 		t.Fatalf("want ErrSource, got %v", err)
 	}
@@ -109,7 +109,7 @@ func TestWriteMissingSource(t *testing.T) {
 func TestWriteCancelled(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	_, err := Write(ctx, io.Discard, Options{Sources: []string{t.TempDir()}})
+	_, err := Write(ctx, io.Discard, Options{Sources: []string{t.TempDir()}, Now: time.Now()})
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("want context.Canceled, got %v", err)
 	}
@@ -138,5 +138,20 @@ func TestCheckNameAndManifest(t *testing.T) {
 		if _, err := ParseManifest(strings.NewReader(b)); err == nil {
 			t.Errorf("accepted %s", b)
 		}
+	}
+}
+
+// A zero Options.Now is refused before anything is written: it would date
+// the manifest in year 1.
+func TestWriteZeroNow(t *testing.T) {
+	src := t.TempDir()
+	os.WriteFile(filepath.Join(src, "f"), []byte("x"), 0o644)
+	var buf bytes.Buffer
+	_, err := Write(context.Background(), &buf, Options{Host: "h", Sources: []string{src}})
+	if !errors.Is(err, ErrNoTime) {
+		t.Fatalf("err = %v, want ErrNoTime", err)
+	}
+	if buf.Len() != 0 {
+		t.Fatalf("%d bytes written", buf.Len())
 	}
 }

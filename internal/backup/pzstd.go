@@ -16,20 +16,37 @@ import (
 // independent zstd frames, written out in order. Concatenated frames are one
 // valid zstd stream (RFC 8878 §3.1): `zstd -d`, and klauspost's decoder, read
 // them as the whole. The cost is a fresh window at each segment start: with
-// 2 MiB segments the output is ≈ 0.1 % larger.
+// 1 MiB segments the output is ≈ 0.2 % larger.
 
 const (
-	// segmentSize is the input of one frame.
-	segmentSize = 2 << 20
+	// segmentSize is the input of one frame. 1 MiB (the window size):
+	// with 2 MiB segments a tree of small files, whose tar stream comes
+	// slowly, left the second core idle while one segment filled; each
+	// segment less in flight is also 2 MiB less resident.
+	segmentSize = 1 << 20
 )
 
+// Each segment is compressed at the level asked for (SpeedDefault) only
+// where it pays: its sample, the first sampleSize bytes, is compressed with
+// SpeedFastest first, and a segment whose sample does not shrink by 1/16
+// (media, archives, encrypted files) or shrinks below a quarter (logs) is
+// compressed with SpeedFastest. On the first a stronger level only burns
+// CPU, on the second it saves little: on a tree of half random, half log
+// files SpeedDefault everywhere cost a third more CPU than SpeedFastest and
+// stored more. On small text files, where the manifest makes a drym stream
+// larger than a plain tar, SpeedDefault is what keeps the object within 2 %
+// of `tar | zstd -1` (SpeedFastest: 6 %). The choice depends on the
+// segment's bytes alone, so the output is the same from run to run.
+const sampleSize = 64 << 10
+
 type zjob struct {
-	in, out []byte
-	done    chan struct{}
+	in, out, sample []byte
+	done            chan struct{}
 }
 
 type parallelZstd struct {
 	enc   *zstd.Encoder
+	fast  *zstd.Encoder // SpeedFastest, for segments that do not compress
 	w     io.Writer
 	cur   *zjob
 	queue chan *zjob // in submission order, to the ordered writer
@@ -48,22 +65,27 @@ func newParallelZstd(w io.Writer, opts ...zstd.EOption) (*parallelZstd, error) {
 	if err != nil {
 		return nil, err
 	}
+	fast, err := zstd.NewWriter(nil, append(opts, zstd.WithEncoderConcurrency(workers), zstd.WithEncoderLevel(zstd.SpeedFastest))...)
+	if err != nil {
+		return nil, err
+	}
 	// workers compressing, one waiting to be written, one filling.
 	n := workers + 2
 	z := &parallelZstd{
-		enc: enc, w: w,
+		enc: enc, fast: fast, w: w,
 		queue: make(chan *zjob, n),
 		free:  make(chan *zjob, n),
 		wdone: make(chan struct{}),
 	}
 	for range n {
-		z.free <- &zjob{in: make([]byte, 0, segmentSize), out: make([]byte, 0, segmentSize+segmentSize/64+64)}
+		z.free <- &zjob{in: make([]byte, 0, segmentSize), out: make([]byte, 0, segmentSize+segmentSize/64+64), sample: make([]byte, 0, sampleSize+sampleSize/64+64)}
 	}
 	go z.writer()
 	return z, nil
 }
 
-// writer writes finished frames in order.
+// writer writes finished frames in order. In a backup w is the
+// encrypter: the frames are encrypted on this goroutine, from j.out.
 func (z *parallelZstd) writer() {
 	defer close(z.wdone)
 	for j := range z.queue {
@@ -98,7 +120,14 @@ func (z *parallelZstd) submit() {
 	j.done = make(chan struct{})
 	z.queue <- j
 	go func() {
-		j.out = z.enc.EncodeAll(j.in, j.out[:0])
+		enc := z.enc
+		if len(j.in) >= 2*sampleSize {
+			j.sample = z.fast.EncodeAll(j.in[:sampleSize], j.sample[:0])
+			if r := len(j.sample); r > sampleSize-sampleSize/16 || r < sampleSize/4 {
+				enc = z.fast
+			}
+		}
+		j.out = enc.EncodeAll(j.in, j.out[:0])
 		close(j.done)
 	}()
 }
@@ -132,5 +161,6 @@ func (z *parallelZstd) Close() error {
 	close(z.queue)
 	<-z.wdone
 	z.enc.Close()
+	z.fast.Close()
 	return z.error()
 }

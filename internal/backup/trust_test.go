@@ -245,6 +245,13 @@ func TestRunSigns(t *testing.T) {
 	if objs, _ := Objects(ctx, w.s); len(objs) != 0 {
 		t.Fatalf("an unsigned backup was stored: %v", objs)
 	}
+	// Nor without a time: a zero Now would name it in year 1.
+	if _, err := Run(ctx, Params{Host: "web1", Sources: []string{src}, Recipients: pub, Signer: w.host, Store: w.s}); err == nil || !strings.Contains(err.Error(), "Params.Now is zero") {
+		t.Fatalf("Run with a zero Now: %v", err)
+	}
+	if objs, _ := Objects(ctx, w.s); len(objs) != 0 {
+		t.Fatalf("a backup without a time was stored: %v", objs)
+	}
 	res, err := Run(ctx, Params{Host: "web1", Sources: []string{src}, Recipients: pub, Signer: w.host, Store: w.s, Now: time.Now()})
 	if err != nil {
 		t.Fatal(err)
