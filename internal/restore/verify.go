@@ -140,7 +140,7 @@ func (c *checker) manifest(r io.Reader) error {
 		return nil
 	}
 	c.hasMan = true
-	_, err := archive.DecodeManifest(r, func(e archive.Entry) error {
+	err := decodeManifest(r, func(e archive.Entry) error {
 		i := c.seen.find(e.Path)
 		switch {
 		case i < 0:
