@@ -126,3 +126,71 @@ func TestWalkCompare(t *testing.T) {
 		}
 	}
 }
+
+// TestLookup: the cursor gives what find and decode give, whatever order
+// the manifest asks in: the archive's own, with paths missing on either
+// side, backwards, at random, and after members were added behind it.
+func TestLookup(t *testing.T) {
+	names := walkNames(1000)
+	skip := func(step int) []string {
+		var out []string
+		for i := 0; i < len(names); i += step {
+			out = append(out, names[i])
+		}
+		return out
+	}
+	reversed := slices.Clone(names)
+	slices.Reverse(reversed)
+	shuffled := slices.Clone(names)
+	rand.Shuffle(len(shuffled), func(i, j int) { shuffled[i], shuffled[j] = shuffled[j], shuffled[i] })
+	withAbsent := []string{"aaa", names[0], "srv/www/site000/zzz", names[1], names[2], "zzz", names[17], names[16], names[15], names[999]}
+	for _, tc := range []struct {
+		label string
+		ask   []string
+	}{
+		{"archive order", names},
+		{"every other", skip(2)},
+		{"every 17th", skip(17)},
+		{"backwards", reversed},
+		{"at random", shuffled},
+		{"absent names between", withAbsent},
+	} {
+		for _, members := range []int{0, 1, 16, 17, 1000} {
+			m := newMembers()
+			for i, name := range names[:members] {
+				m.put(name, seenFor(i, name))
+			}
+			for _, name := range tc.ask {
+				want := m.find(name)
+				got, v := m.lookup(name)
+				if got != want {
+					t.Fatalf("%s, %d members: lookup(%q) = %d, find says %d", tc.label, members, name, got, want)
+				}
+				if got < 0 {
+					continue
+				}
+				_, wantV := m.decode(got, true)
+				if v != wantV {
+					t.Fatalf("%s, %d members: lookup(%q) decodes %+v, want %+v", tc.label, members, name, v, wantV)
+				}
+			}
+		}
+	}
+	// Members put after the cursor reached the end (a member after the
+	// manifest) are found too.
+	m := newMembers()
+	for i, name := range names[:20] {
+		m.put(name, seenFor(i, name))
+	}
+	for _, name := range names[:20] {
+		m.lookup(name)
+	}
+	for i, name := range names[20:40] {
+		m.put(name, seenFor(20+i, name))
+	}
+	for i, name := range names[20:40] {
+		if got, v := m.lookup(name); got != 20+i || v.mtime != seenFor(20+i, name).mtime {
+			t.Fatalf("lookup(%q) after more members = %d (%+v), want %d", name, got, v, 20+i)
+		}
+	}
+}

@@ -141,7 +141,7 @@ func (c *checker) manifest(r io.Reader) error {
 	}
 	c.hasMan = true
 	err := decodeManifest(r, func(e archive.Entry) error {
-		i := c.seen.find(e.Path)
+		i, v := c.seen.lookup(e.Path)
 		switch {
 		case i < 0:
 			if c.keep == nil || c.keep(e.Path) {
@@ -158,7 +158,6 @@ func (c *checker) manifest(r io.Reader) error {
 		if c.keep != nil && !c.keep(e.Path) {
 			return nil
 		}
-		_, v := c.seen.decode(i, true)
 		for _, d := range compare(e, v) {
 			c.problems.add("%s: %s", trunc(e.Path), d)
 		}
