@@ -39,7 +39,7 @@ type members struct {
 	unordered bool
 	used      int
 	seed      maphash.Seed
-	last      []byte // the previous name, for front coding
+	last      string // the previous name, for front coding (not a copy)
 	lastMTime int64
 	name      []byte // decode scratch
 	cur       cursor
@@ -207,7 +207,7 @@ func (m *members) seek(i int) {
 // reports whether there was one.
 func (m *members) put(name string, s seen) (dup bool) {
 	i := m.n
-	if !m.unordered && i > 0 && walkCompare(string(m.last), name) >= 0 {
+	if !m.unordered && i > 0 && walkCompare(m.last, name) >= 0 {
 		m.index()
 	}
 	old := -1
@@ -247,7 +247,10 @@ func (m *members) put(name string, s seen) (dup bool) {
 	case archive.TypeFile:
 		// A value that is not 64 hex digits cannot come from hashing;
 		// zeros then differ from any manifest digest.
-		sum, _ := unhex32(s.sha256)
+		sum := s.sum
+		if !s.hasSum {
+			sum, _ = unhex32(s.sha256)
+		}
 		e = append(e, sum[:]...)
 	case archive.TypeSymlink, archive.TypeHardlink:
 		e = binary.AppendUvarint(e, uint64(len(s.link)))
@@ -257,7 +260,7 @@ func (m *members) put(name string, s seen) (dup bool) {
 		e = append(e, s.attrs[:]...)
 	}
 	m.blocks[len(m.blocks)-1] = e
-	m.last = append(m.last[:0], name...)
+	m.last = name
 	m.lastMTime = s.mtime
 	m.n++
 	if !m.unordered {
