@@ -33,8 +33,13 @@ func seenFor(i int, name string) seen {
 	case 2:
 		return seen{typ: archive.TypeHardlink, link: "srv/first"}
 	}
-	return seen{typ: archive.TypeFile, size: int64(i) << 20, mode: 0o600, mtime: int64(i) * 7,
+	s := seen{typ: archive.TypeFile, size: int64(i) << 20, mode: 0o600, mtime: int64(i) * 7,
 		sha256: fmt.Sprintf("%064x", i*7919)}
+	if i%5 == 4 { // as verify records it: the raw sum, no hex
+		s.sum, _ = unhex32(s.sha256)
+		s.hasSum, s.sha256 = true, ""
+	}
+	return s
 }
 
 func checkMembers(t *testing.T, label string, names []string, m *members) {
@@ -48,7 +53,7 @@ func checkMembers(t *testing.T, label string, names []string, m *members) {
 		if string(nm) != name || v.typ != s.typ || v.size != s.size || v.mode != s.mode || v.mtime != s.mtime || v.link != s.link {
 			t.Fatalf("%s: member %d decodes as %q %+v, want %q %+v", label, i, nm, v, name, s)
 		}
-		if s.typ == archive.TypeFile && !sameSHA256(s.sha256, &v.sha) {
+		if s.hasSum && v.sha != s.sum || s.typ == archive.TypeFile && !s.hasSum && !sameSHA256(s.sha256, &v.sha) {
 			t.Fatalf("%s: member %d: sha256 does not round-trip", label, i)
 		}
 	}
@@ -123,6 +128,74 @@ func TestWalkCompare(t *testing.T) {
 	for i := 1; i < len(names); i++ {
 		if walkCompare(names[i-1], names[i]) >= 0 {
 			t.Fatalf("%q then %q: not increasing", names[i-1], names[i])
+		}
+	}
+}
+
+// TestLookup: the cursor gives what find and decode give, whatever order
+// the manifest asks in: the archive's own, with paths missing on either
+// side, backwards, at random, and after members were added behind it.
+func TestLookup(t *testing.T) {
+	names := walkNames(1000)
+	skip := func(step int) []string {
+		var out []string
+		for i := 0; i < len(names); i += step {
+			out = append(out, names[i])
+		}
+		return out
+	}
+	reversed := slices.Clone(names)
+	slices.Reverse(reversed)
+	shuffled := slices.Clone(names)
+	rand.Shuffle(len(shuffled), func(i, j int) { shuffled[i], shuffled[j] = shuffled[j], shuffled[i] })
+	withAbsent := []string{"aaa", names[0], "srv/www/site000/zzz", names[1], names[2], "zzz", names[17], names[16], names[15], names[999]}
+	for _, tc := range []struct {
+		label string
+		ask   []string
+	}{
+		{"archive order", names},
+		{"every other", skip(2)},
+		{"every 17th", skip(17)},
+		{"backwards", reversed},
+		{"at random", shuffled},
+		{"absent names between", withAbsent},
+	} {
+		for _, members := range []int{0, 1, 16, 17, 1000} {
+			m := newMembers()
+			for i, name := range names[:members] {
+				m.put(name, seenFor(i, name))
+			}
+			for _, name := range tc.ask {
+				want := m.find(name)
+				got, v := m.lookup(name)
+				if got != want {
+					t.Fatalf("%s, %d members: lookup(%q) = %d, find says %d", tc.label, members, name, got, want)
+				}
+				if got < 0 {
+					continue
+				}
+				_, wantV := m.decode(got, true)
+				if v != wantV {
+					t.Fatalf("%s, %d members: lookup(%q) decodes %+v, want %+v", tc.label, members, name, v, wantV)
+				}
+			}
+		}
+	}
+	// Members put after the cursor reached the end (a member after the
+	// manifest) are found too.
+	m := newMembers()
+	for i, name := range names[:20] {
+		m.put(name, seenFor(i, name))
+	}
+	for _, name := range names[:20] {
+		m.lookup(name)
+	}
+	for i, name := range names[20:40] {
+		m.put(name, seenFor(20+i, name))
+	}
+	for i, name := range names[20:40] {
+		if got, v := m.lookup(name); got != 20+i || v.mtime != seenFor(20+i, name).mtime {
+			t.Fatalf("lookup(%q) after more members = %d (%+v), want %d", name, got, v, 20+i)
 		}
 	}
 }

@@ -90,6 +90,11 @@ type seen struct {
 	typ    string
 	size   int64
 	sha256 string
+	// sum is the raw SHA-256 when hasSum is set (verify hashes into it
+	// directly: a hex string per file only to be decoded again was two
+	// allocations per file).
+	sum    [32]byte
+	hasSum bool
 	mode   int64
 	mtime  int64
 	link   string
@@ -140,8 +145,8 @@ func (c *checker) manifest(r io.Reader) error {
 		return nil
 	}
 	c.hasMan = true
-	_, err := archive.DecodeManifest(r, func(e archive.Entry) error {
-		i := c.seen.find(e.Path)
+	err := decodeManifest(r, func(e archive.Entry) error {
+		i, v := c.seen.lookup(e.Path)
 		switch {
 		case i < 0:
 			if c.keep == nil || c.keep(e.Path) {
@@ -158,7 +163,6 @@ func (c *checker) manifest(r io.Reader) error {
 		if c.keep != nil && !c.keep(e.Path) {
 			return nil
 		}
-		_, v := c.seen.decode(i, true)
 		for _, d := range compare(e, v) {
 			c.problems.add("%s: %s", trunc(e.Path), d)
 		}
@@ -343,7 +347,8 @@ func verify(ctx context.Context, r io.Reader, onFile func(int64)) (Report, *chec
 		s := seenOf(hdr)
 		switch s.typ {
 		case archive.TypeFile:
-			s.size, s.sha256, err = hashFile(tr, h, buf)
+			s.size, err = hashFile(tr, h, buf, &s.sum)
+			s.hasSum = true
 			if err != nil {
 				return rep, c, fmt.Errorf("reading %s from the tar stream: %w", trunc(name), err)
 			}
@@ -388,7 +393,9 @@ func tightGC() func() {
 // copyBufSize is the read size for member content.
 const copyBufSize = 1 << 20
 
-func hashFile(r io.Reader, h hash.Hash, buf []byte) (int64, string, error) {
+// hashFile reads r to its end through h, and puts the SHA-256 in sum
+// (through buf, so that Sum does not allocate).
+func hashFile(r io.Reader, h hash.Hash, buf []byte, sum *[32]byte) (int64, error) {
 	h.Reset()
 	var n int64
 	for {
@@ -398,10 +405,11 @@ func hashFile(r io.Reader, h hash.Hash, buf []byte) (int64, string, error) {
 			n += int64(m)
 		}
 		if err == io.EOF {
-			return n, hex.EncodeToString(h.Sum(nil)), nil
+			copy(sum[:], h.Sum(buf[:0]))
+			return n, nil
 		}
 		if err != nil {
-			return n, "", err
+			return n, err
 		}
 	}
 }
