@@ -130,7 +130,7 @@ func (a ACL) Text(user, group func(uint32) string) string {
 		b.WriteByte(':')
 		b.WriteString(q)
 		b.WriteByte(':')
-		b.WriteString(permText(e.Perm))
+		b.WriteString(PermText(e.Perm))
 		b.WriteByte('\n')
 	}
 	return b.String()
@@ -145,7 +145,9 @@ func qualifier(e ACLEntry, lookup func(uint32) string) string {
 	return strconv.FormatUint(uint64(e.ID), 10)
 }
 
-func permText(p uint16) string {
+// PermText is the "rwx" form of the low three permission bits p, as ACL
+// entries and messages about them write it.
+func PermText(p uint16) string {
 	b := []byte("---")
 	if p&4 != 0 {
 		b[0] = 'r'

@@ -130,7 +130,7 @@ func (j *attrJob) apply(x *ids) attrResult {
 		}
 		if err != nil {
 			r.aclFail = true
-			r.problems = append(r.problems, fmt.Sprintf("ACL not restored: %v; group permissions set to what the ACL gave the owning group (%s), never more", err, perms(r.groupCls)))
+			r.problems = append(r.problems, fmt.Sprintf("ACL not restored: %v; group permissions set to what the ACL gave the owning group (%s), never more", err, archive.PermText(r.groupCls)))
 		}
 	} else if j.remove != nil {
 		if err := j.remove(archive.XattrACLAccess); err != nil && !errors.Is(err, unix.ENODATA) && !errors.Is(err, unix.ENOTSUP) {
@@ -167,20 +167,6 @@ func xattrErr(err error) error {
 		return errors.New("operation not permitted (run as root)")
 	}
 	return err
-}
-
-func perms(p uint16) string {
-	b := []byte("---")
-	if p&4 != 0 {
-		b[0] = 'r'
-	}
-	if p&2 != 0 {
-		b[1] = 'w'
-	}
-	if p&1 != 0 {
-		b[2] = 'x'
-	}
-	return string(b)
 }
 
 // modeFor is the permission bits to set: the archived ones, with the group
