@@ -9,7 +9,7 @@ BIN := $(CURDIR)/bin
 TOOLS ?= $(HOME)/.cache/drym-tools/bin
 export PATH := $(BIN):$(TOOLS):$(PATH)
 
-.PHONY: all build test test-short demo lint vet staticcheck fuzz bench clean deb gallery
+.PHONY: all build test test-short demo lint vet staticcheck fuzz bench bench-quick bench-tools clean deb gallery
 
 all: build
 
@@ -40,11 +40,27 @@ staticcheck:
 
 lint: vet staticcheck
 
-# drym vs the stock tar | zstd | gpg pipeline on generated data (≈ 1 and
-# 4 GiB, made once in $DRYM_BENCH_DIR or /var/tmp/drym-bench; ~15 min);
-# writes BENCHMARKS.md. Not part of `make test`.
-bench: build
+# drym vs the stock tar | zstd | gpg pipeline and the peers restic 0.18.1 and
+# borg 1.2, on every shape of data (server-like trees of ≈ 1 and 4 GiB,
+# 168,000 small files, 1 GiB of large files; made once in $DRYM_BENCH_DIR or
+# /var/tmp/drym-bench), each WARM (in tmpfs) and COLD (caches dropped before
+# every run: run it as root); it prints its estimated time first (≈ 30-45 min
+# on 2 cores) and writes BENCHMARKS.md. Not part of `make test`.
+# `make bench-quick`: the same on small trees, one run, no S3 (a few
+# minutes), written to $$TMPDIR/drym-bench-quick.md, not into the repo.
+bench: build bench-tools
 	$(GO) run ./scripts/bench -bin $(BIN) -out BENCHMARKS.md $(BENCHFLAGS)
+
+bench-quick: build bench-tools
+	$(GO) run ./scripts/bench -bin $(BIN) -quick $(BENCHFLAGS)
+
+# The peers the bench measures drym against: restic (a Go tool, into the
+# tools cache) and borg (Debian's borgbackup; needs root for apt-get).
+RESTIC_VERSION := v0.18.1
+bench-tools:
+	@command -v restic >/dev/null || GOBIN=$(TOOLS) $(GO) install github.com/restic/restic/cmd/restic@$(RESTIC_VERSION)
+	@command -v borg >/dev/null || { command -v apt-get >/dev/null && $$( [ $$(id -u) = 0 ] || echo sudo ) apt-get install -y borgbackup; } || \
+	  { echo "bench-tools: borg is needed: apt-get install borgbackup" >&2; exit 1; }
 
 # Every Go fuzz target, one at a time (go test fuzzes one target per run),
 # each for $(FUZZTIME): 10s in CI, longer by hand (make fuzz FUZZTIME=10m).

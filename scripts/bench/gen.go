@@ -152,11 +152,18 @@ func randomFile(path string, size int, seed uint64) error {
 	return f.Close()
 }
 
-// generate writes the tree for scale (1 ≈ 1 GiB) under dir, unless a
-// complete one is already there. It returns the total bytes of file content.
-func generate(dir string, scale int) (int64, error) {
+// generate writes the server tree for scale (1 ≈ 1 GiB) under dir, unless
+// a complete one is already there. It returns the total bytes of file
+// content. div > 1 makes a tree div times smaller (fewer and smaller
+// files, the same mix): -quick's.
+func generate(dir string, scale, div int) (int64, error) {
 	marker := dir + ".ok" // beside the tree, so it is not backed up
 	want := fmt.Sprintf("drym bench tree v%d scale %d\n", genVersion, scale)
+	if div > 1 {
+		want = fmt.Sprintf("drym bench tree v%d scale %d div %d\n", genVersion, scale, div)
+	} else {
+		div = 1
+	}
 	if b, err := os.ReadFile(marker); err == nil && string(b) == want {
 		return treeSize(dir)
 	}
@@ -172,25 +179,25 @@ func generate(dir string, scale int) (int64, error) {
 	}
 	for s := range scale {
 		// /etc: 3,000 small config files, 200 B – 8 KiB.
-		for i := range 3000 {
+		for i := range 3000 / div {
 			if err := textFile(mk(fmt.Sprintf("etc%d/conf.d/%02d/app%04d.conf", s, i%50, i)), 200+r.IntN(8000), r); err != nil {
 				return 0, err
 			}
 		}
 		// /var/www: 8,000 site files, 1 – 40 KiB.
-		for i := range 8000 {
+		for i := range 8000 / div {
 			if err := textFile(mk(fmt.Sprintf("var/www%d/site%02d/%03d/page%04d.php", s, i%20, i%97, i)), 1000+r.IntN(40000), r); err != nil {
 				return 0, err
 			}
 		}
 		// /var/log: 6 logs of 48 MiB.
 		for i := range 6 {
-			if err := logFile(mk(fmt.Sprintf("var/log%d/nginx/access.log.%d", s, i)), 48<<20, r); err != nil {
+			if err := logFile(mk(fmt.Sprintf("var/log%d/nginx/access.log.%d", s, i)), 48<<20/div, r); err != nil {
 				return 0, err
 			}
 		}
 		// /home: 60 media files, 1 – 13 MiB, and two 48 MiB archives.
-		for i := range 60 {
+		for i := range 60 / div {
 			seed++
 			if err := randomFile(mk(fmt.Sprintf("home%d/user/media/IMG_%04d.jpg", s, i)), (1+r.IntN(13))<<20, seed); err != nil {
 				return 0, err
@@ -198,13 +205,18 @@ func generate(dir string, scale int) (int64, error) {
 		}
 		for i := range 2 {
 			seed++
-			if err := randomFile(mk(fmt.Sprintf("home%d/user/backup-%d.tar.gz", s, i)), 48<<20, seed); err != nil {
+			if err := randomFile(mk(fmt.Sprintf("home%d/user/backup-%d.tar.gz", s, i)), 48<<20/div, seed); err != nil {
 				return 0, err
 			}
 		}
 		os.Symlink("conf.d/00/app0000.conf", mk(fmt.Sprintf("etc%d/app.conf", s)))
 	}
-	// Fixed mtimes make the tar stream identical from run to run.
+	return finish(dir, marker, want)
+}
+
+// finish gives every file of a generated tree the fixed mtime (so the tar
+// stream is identical from run to run), then writes its marker.
+func finish(dir, marker, want string) (int64, error) {
 	if err := filepath.Walk(dir, func(p string, fi os.FileInfo, err error) error {
 		if err != nil {
 			return err
@@ -234,4 +246,58 @@ func treeSize(dir string) (int64, error) {
 		return nil
 	})
 	return n, err
+}
+
+// generateSmall writes the many-small-files tree: n files of 200 B to 6 KB
+// (text, like a mail spool, a source checkout or a cache), 500 to a
+// directory. 168,000 files are ≈ 520 MB.
+func generateSmall(dir string, n int) (int64, error) {
+	marker := dir + ".ok"
+	want := fmt.Sprintf("drym bench small tree v%d files %d\n", genVersion, n)
+	if b, err := os.ReadFile(marker); err == nil && string(b) == want {
+		return treeSize(dir)
+	}
+	if err := os.RemoveAll(dir); err != nil {
+		return 0, err
+	}
+	r := rand.New(rand.NewPCG(uint64(n), 168))
+	for i := range n {
+		p := filepath.Join(dir, fmt.Sprintf("d%03d/%02d/f%06d.txt", i/5000, i/500%10, i))
+		if i%500 == 0 {
+			if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+				return 0, err
+			}
+		}
+		if err := textFile(p, 200+r.IntN(5801), r); err != nil {
+			return 0, err
+		}
+	}
+	return finish(dir, marker, want)
+}
+
+// generateLarge writes the large-file tree: half compressible logs, half
+// incompressible images, in files of each MiB (4 files in all).
+func generateLarge(dir string, each int) (int64, error) {
+	marker := dir + ".ok"
+	want := fmt.Sprintf("drym bench large tree v%d each %d MiB\n", genVersion, each)
+	if b, err := os.ReadFile(marker); err == nil && string(b) == want {
+		return treeSize(dir)
+	}
+	if err := os.RemoveAll(dir); err != nil {
+		return 0, err
+	}
+	if err := os.MkdirAll(filepath.Join(dir, "images"), 0o755); err != nil {
+		return 0, err
+	}
+	os.MkdirAll(filepath.Join(dir, "log"), 0o755)
+	r := rand.New(rand.NewPCG(uint64(each), 4))
+	for i := range 2 {
+		if err := logFile(filepath.Join(dir, fmt.Sprintf("log/app.log.%d", i)), each<<20, r); err != nil {
+			return 0, err
+		}
+		if err := randomFile(filepath.Join(dir, fmt.Sprintf("images/disk%d.img", i)), each<<20, uint64(1000+i)); err != nil {
+			return 0, err
+		}
+	}
+	return finish(dir, marker, want)
 }

@@ -5,12 +5,17 @@
 // both sides alike).
 //
 //	go run ./scripts/bench -bin bin -out BENCHMARKS.md
+//	go run ./scripts/bench -bin bin -quick          (a few minutes, report in $TMPDIR)
 //	go run ./scripts/bench profile TREE KEYFILE OUTDIR [STAGE]   (CPU profiles)
 //	go run ./scripts/bench gen DIR SCALE                          (just the tree)
 //
-// The data (a ≈ 1 GiB and a ≈ 4 GiB server-like tree) is generated once,
+// The data (≈ 1 GiB and ≈ 4 GiB server-like trees, 168,000 small files,
+// 1 GiB of large files; -quick: far smaller ones) is generated once,
 // outside the repository, in -dir (default $DRYM_BENCH_DIR or
-// /var/tmp/drym-bench), and reused by later runs.
+// /var/tmp/drym-bench), and reused by later runs. Each tree is measured
+// WARM (copied into tmpfs, -shm) and COLD (on disk, caches dropped before
+// every run; needs root), against the stock pipeline and the peers restic
+// and borg (shapes.go).
 package main
 
 import (
@@ -34,7 +39,7 @@ func main() {
 	if len(os.Args) == 4 && os.Args[1] == "gen" {
 		s, _ := strconv.Atoi(os.Args[3])
 		t := time.Now()
-		n, err := generate(os.Args[2], s)
+		n, err := generate(os.Args[2], s, 1)
 		if err != nil {
 			fatal(err)
 		}
@@ -58,13 +63,35 @@ func main() {
 	b := &bench{}
 	flag.StringVar(&b.dir, "dir", def, "work directory for the data, keys, stores (outside the repository)")
 	flag.StringVar(&b.bin, "bin", "bin", "directory of the built drym binaries (make build)")
-	flag.StringVar(&b.out, "out", "BENCHMARKS.md", "report to write")
-	flag.IntVar(&b.runs, "runs", 2, "runs of each throughput figure (best counts)")
+	flag.StringVar(&b.out, "out", "", "report to write (default BENCHMARKS.md; with -quick $TMPDIR/drym-bench-quick.md)")
+	flag.StringVar(&b.shm, "shm", "/dev/shm/drym-bench", "tmpfs directory for the WARM runs")
+	flag.IntVar(&b.runs, "runs", 2, "runs of each drym / stock figure (best counts)")
 	flag.IntVar(&b.checkRuns, "check-runs", 40, "runs of each check (median counts)")
-	scales := flag.String("scales", "1,4", "tree sizes in GiB to measure")
-	flag.BoolVar(&b.skipS3, "no-s3", false, "skip the S3 figures")
+	scales := flag.String("scales", "1,4", "server tree sizes in GiB to measure (with -quick: none unless given)")
+	flag.BoolVar(&b.skipS3, "no-s3", false, "skip the S3 and fleet figures")
+	flag.BoolVar(&b.quick, "quick", false, "smoke test: small trees, 1 run, no S3 or fleet (unless -no-s3=false), report outside the repository")
 	flag.Parse()
+	scalesGiven := false
+	flag.Visit(func(f *flag.Flag) { scalesGiven = scalesGiven || f.Name == "scales" })
+	noS3Given := false
+	flag.Visit(func(f *flag.Flag) { noS3Given = noS3Given || f.Name == "no-s3" })
+	if b.quick {
+		b.runs, b.checkRuns = 1, 5
+		b.skipS3 = b.skipS3 || !noS3Given // -quick -no-s3=false takes them too
+		if !scalesGiven {
+			*scales = ""
+		}
+	}
+	if b.out == "" {
+		b.out = "BENCHMARKS.md"
+		if b.quick {
+			b.out = filepath.Join(os.TempDir(), "drym-bench-quick.md")
+		}
+	}
 	for _, s := range strings.Split(*scales, ",") {
+		if s == "" {
+			continue
+		}
 		n, err := strconv.Atoi(s)
 		if err != nil || n < 1 {
 			fatal(fmt.Errorf("-scales: %q is not a size in GiB", s))
@@ -89,7 +116,14 @@ type bench struct {
 	dir, bin, out   string
 	runs, checkRuns int
 	scales          []int
-	skipS3          bool
+	skipS3, quick   bool
+	shm             string // tmpfs for the WARM runs
+	restic, borg    string // the peers' binaries
+	checkCfg        string // the settings the checks are timed with
+	s3Tree          string // the tree of the S3 figures (the first server tree)
+	s3Bytes         int64
+	shapeList       []*shape
+	results         []shapeResult
 	keyFile, fp     string
 	gnupg           string
 	started         time.Time
@@ -97,9 +131,31 @@ type bench struct {
 	rows            []row
 	notes           []string
 	s3              *s3Server
-	treeBytes       map[int]int64
-	rss             map[string]int64 // "backup 1" → KiB
-	haveTestRestore bool
+}
+
+// kindText says what a tree of each kind holds.
+var kindText = map[string]string{
+	kindServer: "config and site text, logs, incompressible media and archives; about half compressible",
+	kindSmall:  "text files of 200 B to 6 KB, 500 to a directory",
+	kindLarge:  "two compressible logs and two incompressible disk images",
+}
+
+// howTaken is the report's "How each figure is taken": it says what the
+// code above does, so it is generated with it, not written by hand.
+func howTaken(shm string) string {
+	return "## How each figure is taken\n\n" +
+		"- WARM: the tree is copied into tmpfs (" + "`" + shm + "`" + ") and the stores, the stock output and the peers' repositories are written there too, so the page cache cannot be reclaimed under a run (this machine's kernel reclaims it between runs). " +
+		"COLD: the tree, stores and repositories are on disk, and `sync; echo 3 > /proc/sys/vm/drop_caches` runs before every measured command (root only; without root there are no COLD rows and the notes say so).\n" +
+		"- Backup: `backup_runner backup` (dir store: writes a `.partial`, starts writeback every 8 MiB, **fsyncs**, links) vs `tar -cf - | zstd -1 | gpg -z0 -e -r KEY > file` (no fsync), same host key (Curve25519, AES-256 SEIPDv1); drym and stock runs interleaved, best of -runs.\n" +
+		"- 1 core: the same commands under `taskset -c 0` (WARM only).\n" +
+		"- CPU: user + sys seconds from `/usr/bin/time` (a pipeline's children included), per GiB of files in the tree.\n" +
+		"- Verify: `backup_runner test-restore` (read, decrypt, decompress, SHA-256 of every file against the manifest) vs `gpg -d | zstd -d | tar -t`.\n" +
+		"- restic 0.18.1: `restic init`, then `restic backup TREE` (default compression, a fresh repository and cache: a first full backup) and `restic check --read-data`.\n" +
+		"- borg 1.2: `borg init -e repokey-blake2`, then `borg create -C zstd,1` (a fresh repository and cache) and `borg extract --dry-run` (reads, decrypts and decompresses every chunk).\n" +
+		"- Stored size: the backup object, the stock output file, the whole restic or borg repository.\n" +
+		"- Peak RSS: `/usr/bin/time` maximum resident set size (of a pipeline: its largest process).\n" +
+		"- S3: versitygw (posix backend) and SeaweedFS (`weed server`: master, volume server, filer and S3 gateway) on 127.0.0.1, each against the same pipeline into `aws s3 cp - s3://…`, on the first server tree.\n" +
+		"- Requests of `check_backup_age --remote`: counted by a reverse proxy on 127.0.0.1 in front of versitygw.\n\n"
 }
 
 // row is one line of the report.
@@ -128,46 +184,28 @@ func verdict(ok bool) string {
 func (b *bench) run() error {
 	b.started = time.Now()
 	b.loadStart = loadAvg()
-	b.treeBytes = map[int]int64{}
-	b.rss = map[string]int64{}
 	if err := os.MkdirAll(b.dir, 0o755); err != nil {
 		return err
 	}
-	for _, tool := range []string{"tar", "zstd", "gpg", "/usr/bin/time"} {
+	for _, tool := range []string{"tar", "zstd", "gpg", "/usr/bin/time", "taskset"} {
 		if _, err := exec.LookPath(tool); err != nil {
-			return fmt.Errorf("%s is needed: apt-get install tar zstd gnupg time", tool)
+			return fmt.Errorf("%s is needed: apt-get install tar zstd gnupg time util-linux", tool)
 		}
 	}
-	for _, s := range b.scales {
-		fmt.Printf("tree %d GiB: generating (once) in %s\n", s, b.tree(s))
-		t := time.Now()
-		n, err := generate(b.tree(s), s)
-		if err != nil {
-			return fmt.Errorf("generating the %d GiB tree: %w", s, err)
-		}
-		b.treeBytes[s] = n
-		fmt.Printf("  %.2f GB ready in %s\n", float64(n)/1e9, time.Since(t).Round(time.Second))
+	if err := b.peerTools(); err != nil {
+		return err
 	}
 	if err := b.keys(); err != nil {
 		return err
 	}
-	for _, s := range b.scales {
-		if err := b.dirBackup(s); err != nil {
-			return err
-		}
-		if err := b.testRestore(s); err != nil {
-			return err
-		}
+	if err := b.measureShapes(); err != nil { // shapes.go
+		return err
 	}
-	b.memoryRows()
 	if !b.skipS3 {
 		for _, engine := range s3Engines {
 			if err := b.s3Figures(engine); err != nil {
 				return err
 			}
-		}
-		if err := b.fleet(); err != nil { // scripts/bench/fleet.go
-			return err
 		}
 	}
 	if err := b.checks(); err != nil {
@@ -176,8 +214,6 @@ func (b *bench) run() error {
 	b.binarySizes()
 	return b.write()
 }
-
-func (b *bench) tree(scale int) string { return filepath.Join(b.dir, fmt.Sprintf("tree-%dg", scale)) }
 
 // keys creates the host key once (with backup_runner init, so it is a real
 // drym key) and imports it into a private gpg home for the stock pipeline.
@@ -238,26 +274,27 @@ func (b *bench) config(name string, sources []string, dest string, s3 *s3Server,
 	return p
 }
 
-// measure runs argv under /usr/bin/time and returns wall time and peak RSS.
-func (b *bench) measure(env []string, argv ...string) (time.Duration, int64, error) {
+// measure runs argv under /usr/bin/time: wall time (our clock), CPU
+// (user + sys, the children it waited for included) and peak RSS.
+func (b *bench) measure(env []string, argv ...string) (meas, error) {
 	tf := filepath.Join(b.dir, ".time")
-	cmd := exec.Command("/usr/bin/time", append([]string{"-f", "%M", "-o", tf}, argv...)...)
+	os.Remove(tf) // no figure from an earlier run
+	cmd := exec.Command("/usr/bin/time", append([]string{"-f", "%e %U %S %M", "-o", tf}, argv...)...)
 	cmd.Env = append(os.Environ(), env...)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	t := time.Now()
 	err := cmd.Run()
 	wall := time.Since(t)
-	if err != nil {
-		return wall, 0, fmt.Errorf("%s: %v\n%s", strings.Join(argv, " "), err, tail(stderr.String()))
-	}
+	// A command that fails still has its time and peak RSS (a check
+	// exits non-zero for WARNING or CRITICAL).
 	raw, _ := os.ReadFile(tf)
-	lines := strings.Fields(string(raw))
-	var kb int64
-	if len(lines) > 0 {
-		kb, _ = strconv.ParseInt(lines[len(lines)-1], 10, 64)
+	m, _ := parseTime(string(raw))
+	m.wall = wall
+	if err != nil {
+		return m, fmt.Errorf("%s: %v\n%s", strings.Join(argv, " "), err, tail(stderr.String()))
 	}
-	return wall, kb, nil
+	return m, nil
 }
 
 func tail(s string) string {
@@ -278,122 +315,6 @@ func gb(n int64, d time.Duration) string {
 }
 
 func secs(d time.Duration) string { return fmt.Sprintf("%.2f s", d.Seconds()) }
-
-// dirBackup: backup_runner backup to a dir store vs tar | zstd -1 | gpg > file.
-func (b *bench) dirBackup(scale int) error {
-	tree := b.tree(scale)
-	name := fmt.Sprintf("dir%dg", scale)
-	store := filepath.Join(b.dir, "store-"+name)
-	cfg := b.config(name, []string{tree}, "dir://"+store, nil, "")
-	stockOut := filepath.Join(b.dir, fmt.Sprintf("stock-%dg.tar.zst.gpg", scale))
-	fmt.Printf("backup to a directory, %d GiB tree (%d runs each)\n", scale, b.runs)
-	// Warm the page cache for both sides alike.
-	exec.Command("tar", "-cf", "/dev/null", "-C", filepath.Dir(tree), filepath.Base(tree)).Run()
-	stock := fmt.Sprintf("tar -cf - -C %s %s | zstd -1 -q | %s > %s", filepath.Dir(tree), filepath.Base(tree), b.stockEncrypt(), stockOut)
-	var bestD, bestS time.Duration
-	var rss int64
-	for i := range b.runs {
-		os.RemoveAll(store)
-		d, kb, err := b.measure(nil, b.binary("backup_runner"), "--config", cfg, "-q", "backup")
-		if err != nil {
-			return err
-		}
-		s, _, err := b.measure(b.gpgEnv(), "bash", "-o", "pipefail", "-c", stock)
-		if err != nil {
-			return err
-		}
-		fmt.Printf("  run %d: drym %s (%d MiB RSS), stock %s\n", i+1, secs(d), kb>>10, secs(s))
-		if i == 0 || d < bestD {
-			bestD = d
-		}
-		if i == 0 || s < bestS {
-			bestS = s
-		}
-		rss = max(rss, kb)
-	}
-	b.rss[fmt.Sprintf("backup %d", scale)] = rss
-	r := bestS.Seconds() / bestD.Seconds()
-	n := b.treeBytes[scale]
-	target, ok := "≥ 1.10 (aim 1.25)", r >= 1.1
-	b.add(row{fmt.Sprintf("backup → dir store, %d GiB: throughput", scale), gb(n, bestD) + " (" + secs(bestD) + ")",
-		gb(n, bestS) + " (" + secs(bestS) + ")", fmt.Sprintf("%.2f×", r), target, verdict(ok)})
-	if fi, err := os.Stat(stockOut); err == nil {
-		var drymSize int64
-		filepath.Walk(store, func(p string, fi os.FileInfo, err error) error {
-			if err == nil && strings.HasSuffix(p, ".gpg") {
-				drymSize = fi.Size()
-			}
-			return nil
-		})
-		b.add(row{fmt.Sprintf("stored size, %d GiB", scale), fmt.Sprintf("%.0f MB", float64(drymSize)/1e6),
-			fmt.Sprintf("%.0f MB", float64(fi.Size())/1e6), fmt.Sprintf("%.2f×", float64(fi.Size())/float64(drymSize)), "info", ""})
-	}
-	return nil
-}
-
-// testRestore: backup_runner test-restore vs gpg -d | zstd -d | tar -t.
-func (b *bench) testRestore(scale int) error {
-	name := fmt.Sprintf("dir%dg", scale)
-	cfg := filepath.Join(b.dir, "cfg-"+name, "drym.toml")
-	stockOut := filepath.Join(b.dir, fmt.Sprintf("stock-%dg.tar.zst.gpg", scale))
-	out, _ := exec.Command(b.binary("backup_runner"), "--config", cfg, "test-restore", "--help").CombinedOutput()
-	probe, _ := exec.Command(b.binary("backup_runner"), "--config", cfg, "-q", "test-restore").CombinedOutput()
-	if strings.Contains(string(probe), "not available") || !strings.Contains(string(out), "test-restore") {
-		b.note("test-restore is not available in this build: its figures are missing (%s)", strings.TrimSpace(string(probe)))
-		return nil
-	}
-	b.haveTestRestore = true
-	fmt.Printf("test restore, %d GiB tree (%d runs each)\n", scale, b.runs)
-	stock := fmt.Sprintf("gpg --batch --quiet -d < %s | zstd -d -q | tar -tf - > /dev/null", stockOut)
-	var bestD, bestS time.Duration
-	var rss int64
-	for i := range b.runs {
-		d, kb, err := b.measure(nil, b.binary("backup_runner"), "--config", cfg, "-q", "test-restore")
-		if err != nil {
-			return err
-		}
-		s, _, err := b.measure(b.gpgEnv(), "bash", "-o", "pipefail", "-c", stock)
-		if err != nil {
-			return err
-		}
-		fmt.Printf("  run %d: drym %s (%d MiB RSS), stock %s\n", i+1, secs(d), kb>>10, secs(s))
-		if i == 0 || d < bestD {
-			bestD = d
-		}
-		if i == 0 || s < bestS {
-			bestS = s
-		}
-		rss = max(rss, kb)
-	}
-	b.rss[fmt.Sprintf("test-restore %d", scale)] = rss
-	r := bestS.Seconds() / bestD.Seconds()
-	n := b.treeBytes[scale]
-	b.add(row{fmt.Sprintf("test-restore (hash every file), %d GiB", scale), gb(n, bestD) + " (" + secs(bestD) + ")",
-		gb(n, bestS) + " (" + secs(bestS) + ")", fmt.Sprintf("%.2f×", r), "≥ 0.75 (aim 1.0)", verdict(r >= 0.75)})
-	return nil
-}
-
-func (b *bench) memoryRows() {
-	for _, job := range []string{"backup", "test-restore"} {
-		first := int64(0)
-		for i, s := range b.scales {
-			kb, ok := b.rss[fmt.Sprintf("%s %d", job, s)]
-			if !ok {
-				continue
-			}
-			mib := float64(kb) / 1024
-			if i == 0 {
-				first = kb
-				b.add(row{fmt.Sprintf("peak RSS, %s, %d GiB", job, s), fmt.Sprintf("%.1f MiB", mib), "64 MiB",
-					fmt.Sprintf("%.2f×", mib/64), "≤ 1.00", verdict(mib <= 64)})
-				continue
-			}
-			r := float64(kb) / float64(first)
-			b.add(row{fmt.Sprintf("peak RSS, %s, %d GiB", job, s), fmt.Sprintf("%.1f MiB", mib),
-				fmt.Sprintf("%.1f MiB (%d GiB)", float64(first)/1024, b.scales[0]), fmt.Sprintf("%.2f×", r), "≤ 1.10", verdict(r <= 1.1)})
-		}
-	}
-}
 
 // median runs argv n times and returns the median wall time. Exit codes
 // are the check's business (a WARNING is still a timing).
@@ -418,7 +339,10 @@ func median(n int, env []string, argv ...string) (time.Duration, string, error) 
 // checks: median wall time of each check vs check_file_age on the same
 // status file.
 func (b *bench) checks() error {
-	cfg := filepath.Join(b.dir, fmt.Sprintf("cfg-dir%dg", b.scales[0]), "drym.toml")
+	cfg := b.checkCfg
+	if cfg == "" {
+		cfg = filepath.Join(b.dir, "cfg-warm-"+b.shapeList[0].key, "drym.toml")
+	}
 	state := filepath.Join(filepath.Dir(cfg), "state")
 	if out, err := exec.Command(b.binary("backup_runner"), "--config", cfg, "-q", "escrow").CombinedOutput(); err != nil {
 		b.note("backup_runner escrow failed (%v: %s): check_key_escrow is timed on its failure path", err, strings.TrimSpace(string(out)))
@@ -529,22 +453,23 @@ func (b *bench) write() error {
 		}
 	}
 	fmt.Fprintf(&w, "- Reference tools: %s; %s; %s\n", cmdLine("tar", "--version"), zv, cmdLine("gpg", "--version"))
-	for _, s := range b.scales {
-		fmt.Fprintf(&w, "- Data: %d GiB tree, %.2f GB in files (config and site text, logs, incompressible media and archives; about half compressible), generated deterministically in %s\n",
-			s, float64(b.treeBytes[s])/1e9, b.tree(s))
+	for _, sh := range b.shapeList {
+		fmt.Fprintf(&w, "- Data: %s, %.2f GB in %d files (%s), generated deterministically in %s\n",
+			sh.title, float64(sh.bytes)/1e9, sh.files, kindText[sh.kind], sh.path)
 	}
-	fmt.Fprintf(&w, "- Throughput figures: best of %d interleaved runs each; check timings: median of %d runs.\n\n", b.runs, b.checkRuns)
-	fmt.Fprintf(&w, "| figure | drym | reference | ratio | target | |\n|---|---|---|---|---|---|\n")
+	fmt.Fprintf(&w, "- drym and stock figures: best of %d interleaved runs each; restic and borg: one first full backup each; check timings: median of %d runs.\n", b.runs, b.checkRuns)
+	if b.quick {
+		fmt.Fprintf(&w, "- **-quick run**: small trees, one run, no S3 or fleet figures: a smoke test, not figures to quote.\n")
+	}
+	fmt.Fprintf(&w, "\n## Issue 16's targets\n\n%s\n", targetTable(judge(b.results)))
+	fmt.Fprintf(&w, "## Every shape of data, warm and cold\n\n%s\n", shapeTable(b.results))
+	fmt.Fprintf(&w, "Ratios: stock / drym: wall time or CPU seconds of the reference over drym's (higher is better); stored size: stock / drym.\n\n")
+	fmt.Fprintf(&w, "## Other figures\n\n| figure | drym | reference | ratio | target | |\n|---|---|---|---|---|---|\n")
 	for _, r := range b.rows {
 		fmt.Fprintf(&w, "| %s | %s | %s | %s | %s | %s |\n", r.figure, r.drym, r.ref, r.ratio, r.target, r.verdict)
 	}
 	fmt.Fprintf(&w, "\nRatios: throughput = reference time / drym time (higher is better); RSS, check times, sizes = drym / reference (lower is better).\n\n")
-	fmt.Fprintf(&w, "## How each figure is taken\n\n")
-	fmt.Fprintf(&w, "- Backup: `backup_runner backup` (dir store: writes a `.partial`, **fsyncs**, links) vs `tar -cf - | zstd -1 | gpg -z0 -e -r KEY > file` (no fsync), same host key (Curve25519, AES-256 SEIPDv1).\n")
-	fmt.Fprintf(&w, "- S3: versitygw (posix backend) and SeaweedFS (`weed server`: master, volume server, filer and S3 gateway) on 127.0.0.1, each against the same pipeline into `aws s3 cp - s3://…`.\n")
-	fmt.Fprintf(&w, "- Test restore: `backup_runner test-restore` (download, decrypt, decompress, SHA-256 of every file against the manifest) vs `gpg -d | zstd -d | tar -t`.\n")
-	fmt.Fprintf(&w, "- Peak RSS: `/usr/bin/time` maximum resident set size.\n")
-	fmt.Fprintf(&w, "- Requests of `check_backup_age --remote`: counted by a reverse proxy on 127.0.0.1 in front of versitygw.\n\n")
+	w.WriteString(howTaken(b.shm))
 	if len(b.notes) > 0 {
 		fmt.Fprintf(&w, "## Notes from this run\n\n")
 		for _, n := range b.notes {
@@ -552,7 +477,8 @@ func (b *bench) write() error {
 		}
 		w.WriteString("\n")
 	}
-	if data, err := os.ReadFile(filepath.Join(filepath.Dir(b.out), "scripts/bench/NOTES.md")); err == nil {
+	if data, err := os.ReadFile("scripts/bench/NOTES.md"); err == nil { // make bench runs in the repository
+
 		w.Write(data)
 	}
 	fmt.Printf("wrote %s\n", b.out)

@@ -193,11 +193,16 @@ func (b *bench) s3Figures(engine string) error {
 		return err
 	}
 	defer b.s3.stop()
-	if err := b.s3Backup(b.scales[0]); err != nil {
+	if err := b.s3Backup(); err != nil {
 		return err
 	}
 	if engine == "versitygw" {
-		return b.remoteRequests()
+		if err := b.remoteRequests(); err != nil {
+			return err
+		}
+		// The fleet sweep stocks versitygw's posix directory directly,
+		// so it runs while this server is up (fleet.go).
+		return b.fleet()
 	}
 	return nil
 }
@@ -229,24 +234,29 @@ func awsCLI() (string, error) {
 
 // s3Backup: backup_runner backup to the current S3 server (b.s3) vs the
 // stock pipeline into aws s3 cp.
-func (b *bench) s3Backup(scale int) error {
+func (b *bench) s3Backup() error {
 	awsBin, err := awsCLI()
 	if err != nil {
 		return err
 	}
-	tree := b.tree(scale)
-	cfg := b.config(fmt.Sprintf("s3-%s-%dg", b.s3.engine, scale), []string{tree}, "s3://"+s3Bucket+"/drym", b.s3, b.s3.endpoint)
-	fmt.Printf("backup to S3 (%s), %d GiB tree (%d runs each)\n", b.s3.engine, scale, b.runs)
+	tree := b.s3Tree
+	if tree == "" {
+		return fmt.Errorf("the S3 figures need a server tree (-scales)")
+	}
+	cfg := b.config(fmt.Sprintf("s3-%s-%s", b.s3.engine, filepath.Base(tree)), []string{tree}, "s3://"+s3Bucket+"/drym", b.s3, b.s3.endpoint)
+	fmt.Printf("backup to S3 (%s), %s (%d runs each)\n", b.s3.engine, filepath.Base(tree), b.runs)
 	env := append(b.gpgEnv(), b.s3Env()...)
 	var bestD, bestS time.Duration
 	for i := range b.runs {
-		d, _, err := b.measure(b.s3Env(), b.binary("backup_runner"), "--config", cfg, "-q", "backup")
+		dm, err := b.measure(b.s3Env(), b.binary("backup_runner"), "--config", cfg, "-q", "backup")
+		d := dm.wall
 		if err != nil {
 			return err
 		}
 		stock := fmt.Sprintf("tar -cf - -C %s %s | zstd -1 -q | %s | %s --endpoint-url %s s3 cp - s3://%s/stock/%d.tar.zst.gpg --only-show-errors",
 			filepath.Dir(tree), filepath.Base(tree), b.stockEncrypt(), awsBin, b.s3.endpoint, s3Bucket, i)
-		s, _, err := b.measure(env, "bash", "-o", "pipefail", "-c", stock)
+		sm, err := b.measure(env, "bash", "-o", "pipefail", "-c", stock)
+		s := sm.wall
 		if err != nil {
 			return err
 		}
@@ -259,8 +269,8 @@ func (b *bench) s3Backup(scale int) error {
 		}
 	}
 	r := bestS.Seconds() / bestD.Seconds()
-	n := b.treeBytes[scale]
-	b.add(row{fmt.Sprintf("backup → S3 (%s), %d GiB: throughput", b.s3.engine, scale), gb(n, bestD) + " (" + secs(bestD) + ")",
+	n := b.s3Bytes
+	b.add(row{fmt.Sprintf("backup → S3 (%s), %s: throughput", b.s3.engine, filepath.Base(tree)), gb(n, bestD) + " (" + secs(bestD) + ")",
 		gb(n, bestS) + " (" + secs(bestS) + ")", fmt.Sprintf("%.2f×", r), "≥ 1.00", verdict(r >= 1.0)})
 	return nil
 }
@@ -268,7 +278,7 @@ func (b *bench) s3Backup(scale int) error {
 // remoteRequests: requests check_backup_age --remote makes with 10 and with
 // 10,000 objects stored for the host.
 func (b *bench) remoteRequests() error {
-	small := filepath.Join(b.tree(b.scales[0]), "etc0")
+	small := filepath.Join(b.s3Tree, "etc0")
 	counts := map[int]int64{}
 	for _, n := range []int{10, 10000} {
 		prefix := fmt.Sprintf("count%d", n)
