@@ -461,7 +461,7 @@ func (b *bench) write() error {
 	if b.quick {
 		fmt.Fprintf(&w, "- **-quick run**: small trees, one run, no S3 or fleet figures: a smoke test, not figures to quote.\n")
 	}
-	fmt.Fprintf(&w, "\n## Issue 16's targets\n\n%s\n", targetTable(judge(b.results)))
+	fmt.Fprintf(&w, "\n## Speed targets\n\n%s\n", targetTable(judge(b.results)))
 	fmt.Fprintf(&w, "## Every shape of data, warm and cold\n\n%s\n", shapeTable(b.results))
 	fmt.Fprintf(&w, "Ratios: stock / drym: wall time or CPU seconds of the reference over drym's (higher is better); stored size: stock / drym.\n\n")
 	fmt.Fprintf(&w, "## Other figures\n\n| figure | drym | reference | ratio | target | |\n|---|---|---|---|---|---|\n")

@@ -146,7 +146,7 @@ func ratioOf(a, b float64) float64 {
 	return a / b
 }
 
-// target is one judged line of issue 16's acceptance.
+// target is one judged line of drym's speed targets.
 type target struct {
 	what, tree, mode, measured string
 	met                        bool
@@ -154,7 +154,7 @@ type target struct {
 
 const rssCeilingKB = 64 << 10
 
-// judge holds every result against issue 16's targets. A figure that was
+// judge holds every result against drym's speed targets. A figure that was
 // not taken is judged not met: a target is never met by omission.
 func judge(rs []shapeResult) []target {
 	var ts []target
@@ -193,7 +193,7 @@ func judge(rs []shapeResult) []target {
 
 func targetTable(ts []target) string {
 	var w strings.Builder
-	w.WriteString("| issue 16 target | tree | cache | measured | |\n|---|---|---|---|---|\n")
+	w.WriteString("| speed target | tree | cache | measured | |\n|---|---|---|---|---|\n")
 	met := 0
 	for _, t := range ts {
 		v := "**not met**"

@@ -14,7 +14,7 @@ import (
 
 func s(x float64) time.Duration { return time.Duration(x * float64(time.Second)) }
 
-// TestJudge: each of issue 16's targets is met exactly at its bound, not
+// TestJudge: each speed target is met exactly at its bound, not
 // below; a missing figure is never met.
 func TestJudge(t *testing.T) {
 	base := func(kind, mode string) shapeResult {
