@@ -352,18 +352,18 @@ func (u *ustar) block() [512]byte {
 	for _, c := range b {
 		sum += int64(c)
 	}
-	s := strconv.FormatInt(sum, 8)
-	copy(b[148:156], "000000"[:6-len(s)]+s+"\x00 ")
+	octal(b[148:155], sum) // six digits and NUL; the space stays
 	return b
 }
 
-// octal writes n as zero-padded octal digits ending in NUL.
+// octal writes n (≥ 0) as zero-padded octal digits ending in NUL, the low
+// digits when it has more than fit. Digit by digit, not through
+// strconv: it runs for five fields of every member.
 func octal(f []byte, n int64) {
-	s := strconv.FormatInt(n, 8)
 	w := len(f) - 1
-	for len(s) < w {
-		s = "0" + s
+	for i := w - 1; i >= 0; i-- {
+		f[i] = byte('0' + n&7)
+		n >>= 3
 	}
-	copy(f, s[len(s)-w:])
 	f[w] = 0
 }

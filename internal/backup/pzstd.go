@@ -26,27 +26,13 @@ const (
 	segmentSize = 1 << 20
 )
 
-// Each segment is compressed at the level asked for (SpeedDefault) only
-// where it pays: its sample, the first sampleSize bytes, is compressed with
-// SpeedFastest first, and a segment whose sample does not shrink by 1/16
-// (media, archives, encrypted files) or shrinks below a quarter (logs) is
-// compressed with SpeedFastest. On the first a stronger level only burns
-// CPU, on the second it saves little: on a tree of half random, half log
-// files SpeedDefault everywhere cost a third more CPU than SpeedFastest and
-// stored more. On small text files, where the manifest makes a drym stream
-// larger than a plain tar, SpeedDefault is what keeps the object within 2 %
-// of `tar | zstd -1` (SpeedFastest: 6 %). The choice depends on the
-// segment's bytes alone, so the output is the same from run to run.
-const sampleSize = 64 << 10
-
 type zjob struct {
-	in, out, sample []byte
-	done            chan struct{}
+	in, out []byte
+	done    chan struct{}
 }
 
 type parallelZstd struct {
 	enc   *zstd.Encoder
-	fast  *zstd.Encoder // SpeedFastest, for segments that do not compress
 	w     io.Writer
 	cur   *zjob
 	queue chan *zjob // in submission order, to the ordered writer
@@ -65,20 +51,16 @@ func newParallelZstd(w io.Writer, opts ...zstd.EOption) (*parallelZstd, error) {
 	if err != nil {
 		return nil, err
 	}
-	fast, err := zstd.NewWriter(nil, append(opts, zstd.WithEncoderConcurrency(workers), zstd.WithEncoderLevel(zstd.SpeedFastest))...)
-	if err != nil {
-		return nil, err
-	}
 	// workers compressing, one waiting to be written, one filling.
 	n := workers + 2
 	z := &parallelZstd{
-		enc: enc, fast: fast, w: w,
+		enc: enc, w: w,
 		queue: make(chan *zjob, n),
 		free:  make(chan *zjob, n),
 		wdone: make(chan struct{}),
 	}
 	for range n {
-		z.free <- &zjob{in: make([]byte, 0, segmentSize), out: make([]byte, 0, segmentSize+segmentSize/64+64), sample: make([]byte, 0, sampleSize+sampleSize/64+64)}
+		z.free <- &zjob{in: make([]byte, 0, segmentSize), out: make([]byte, 0, segmentSize+segmentSize/64+64)}
 	}
 	go z.writer()
 	return z, nil
@@ -120,14 +102,7 @@ func (z *parallelZstd) submit() {
 	j.done = make(chan struct{})
 	z.queue <- j
 	go func() {
-		enc := z.enc
-		if len(j.in) >= 2*sampleSize {
-			j.sample = z.fast.EncodeAll(j.in[:sampleSize], j.sample[:0])
-			if r := len(j.sample); r > sampleSize-sampleSize/16 || r < sampleSize/4 {
-				enc = z.fast
-			}
-		}
-		j.out = enc.EncodeAll(j.in, j.out[:0])
+		j.out = z.enc.EncodeAll(j.in, j.out[:0])
 		close(j.done)
 	}()
 }
@@ -161,6 +136,5 @@ func (z *parallelZstd) Close() error {
 	close(z.queue)
 	<-z.wdone
 	z.enc.Close()
-	z.fast.Close()
 	return z.error()
 }

@@ -93,9 +93,9 @@ func TestParallelZstdWriteError(t *testing.T) {
 	}
 }
 
-// The level is chosen from each segment's own bytes: the same input
-// compresses to the same frames whatever the timing of the workers, for
-// segments that do not compress, compress moderately and compress well.
+// The same input compresses to the same frames whatever the timing of the
+// workers, for segments that do not compress, compress moderately and
+// compress well.
 func TestParallelZstdDeterministic(t *testing.T) {
 	r := rand.New(rand.NewPCG(3, 4))
 	var data []byte
