@@ -398,7 +398,10 @@ func (a *writer) addOpen(fd int, path, name, member string) error {
 }
 
 // addFile streams one regular file, open as fd and described by st, into
-// the tar and its hash.
+// the tar and its hash. It is long because it is the per-file hot path:
+// sparse detection, the header and the read loop (which pads a file that
+// shrank and cuts one that grew while read) share one stat and one buffer,
+// and helpers would cost a call and an escape per file on small files.
 func (a *writer) addFile(fd int, st *unix.Stat_t, path, name string, hdr *tar.Header, entry Entry) (err error) {
 	size := st.Size
 	sparse := st.Blocks*512 < size

@@ -17,7 +17,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"hash"
 	"io"
 	"os"
 	"regexp"
@@ -183,24 +182,8 @@ func zstdOptions() []zstd.EOption {
 // Run makes one backup. On error nothing is visible in the store under the
 // new name (the store's Put guarantees it), and the error names the stage.
 func Run(ctx context.Context, p Params) (Result, error) {
-	// Refused before anything is read or stored: a zero time would name
-	// the object 00010101T000000Z-… (never "latest") and date its
-	// manifest in year 1.
-	if p.Now.IsZero() {
-		return Result{}, errors.New("backup: no time given (Params.Now is zero)")
-	}
-	for _, src := range p.Sources {
-		if _, err := os.Lstat(src); err != nil {
-			return Result{}, fmt.Errorf("source %s: %w", src, unwrapPath(err))
-		}
-	}
-	if len(p.Recipients) == 0 {
-		return Result{}, errors.New("no encryption keys")
-	}
-	// Refuse before anything is stored: an object without a signature
-	// is one no reader may trust.
-	if p.Signer == nil || p.Signer.PrivateKey == nil || p.Signer.PrivateKey.Encrypted {
-		return Result{}, errors.New("no usable secret host key to sign the backup with")
+	if err := p.check(); err != nil {
+		return Result{}, err
 	}
 	name, err := NewName(p.Now)
 	if err != nil {
@@ -265,50 +248,88 @@ func Run(ctx context.Context, p Params) (Result, error) {
 
 	// Stage 3 (this goroutine): hash and store.
 	h := sha256.New()
-	n, putErr := p.Store.Put(ctx, name, &teeCount{r: encrypted, h: h, on: p.OnOutput})
+	n, putErr := p.Store.Put(ctx, name, &pipe.Tap{R: encrypted, Hash: h, OnRead: p.OnOutput})
 	if putErr != nil {
 		encrypted.CloseRead(putErr)
 		cancel()
 	}
 	wg.Wait()
-	switch {
-	// A failed upload closes the pipe with its error, so the encrypter,
-	// and through it the archiver, may return the store's error too: that
-	// is a storing failure, not an archiving one.
-	case encErr != nil && !errors.Is(encErr, context.Canceled) && !errors.Is(encErr, pipe.ErrClosed) && putErr == nil:
-		return res, fmt.Errorf("encrypting: %w", encErr)
-	case archErr != nil && !errors.Is(archErr, context.Canceled) && (encErr == nil || !errors.Is(archErr, encErr)) && (putErr == nil || !errors.Is(archErr, putErr)):
-		return res, fmt.Errorf("archiving: %w", archErr)
-	case putErr != nil:
-		if errors.Is(putErr, store.ErrExists) {
-			return res, fmt.Errorf("storing %s: %w", name, putErr)
-		}
-		if ctxErr := context.Cause(ctx); errors.Is(putErr, context.Canceled) && ctxErr != nil && archErr == nil && encErr == nil {
-			return res, fmt.Errorf("interrupted: %w", ctxErr)
-		}
-		return res, fmt.Errorf("storing: %w", putErr)
-	case archErr != nil:
-		return res, fmt.Errorf("interrupted: %w", archErr)
+	if err := pipelineError(ctx, name, archErr, encErr, putErr); err != nil {
+		return res, err
 	}
 	res.BytesOut = n
 	res.SHA256 = hex.EncodeToString(h.Sum(nil))
 	res.KeyIDs = keyIDs
-	// The statement, then its signature, each written like every object
-	// (never over an existing one). A reader trusts the object only when
-	// both are there and agree with it.
-	stmt := statement.Statement{Host: p.Host, Object: name, Size: n, SHA256: res.SHA256}.Marshal()
-	sig, err := statement.Sign(stmt, p.Signer)
-	if err != nil {
+	if err := signObject(ctx, p, name, n, res.SHA256); err != nil {
 		return res, err
-	}
-	if _, err := p.Store.Put(ctx, name+SidecarSuffix, bytes.NewReader(stmt)); err != nil {
-		return res, fmt.Errorf("storing the statement %s%s: %w", name, SidecarSuffix, err)
-	}
-	if _, err := p.Store.Put(ctx, name+SignatureSuffix, bytes.NewReader(sig)); err != nil {
-		return res, fmt.Errorf("storing the signature %s%s: %w", name, SignatureSuffix, err)
 	}
 	res.Signature = name + SignatureSuffix
 	return res, nil
+}
+
+// check refuses, before anything is read or stored, what would make a
+// backup no reader may trust or find.
+func (p Params) check() error {
+	// A zero time would name the object 00010101T000000Z-… (never
+	// "latest") and date its manifest in year 1.
+	if p.Now.IsZero() {
+		return errors.New("backup: no time given (Params.Now is zero)")
+	}
+	for _, src := range p.Sources {
+		if _, err := os.Lstat(src); err != nil {
+			return fmt.Errorf("source %s: %w", src, unwrapPath(err))
+		}
+	}
+	if len(p.Recipients) == 0 {
+		return errors.New("no encryption keys")
+	}
+	// An object without a signature is one no reader may trust.
+	if p.Signer == nil || p.Signer.PrivateKey == nil || p.Signer.PrivateKey.Encrypted {
+		return errors.New("no usable secret host key to sign the backup with")
+	}
+	return nil
+}
+
+// pipelineError names the one failure of a run from what each stage
+// returned. A failed upload closes the pipe with its error, so the
+// encrypter, and through it the archiver, may return the store's error
+// too: that is a storing failure, not an archiving one.
+func pipelineError(ctx context.Context, name string, archErr, encErr, putErr error) error {
+	switch {
+	case encErr != nil && !errors.Is(encErr, context.Canceled) && !errors.Is(encErr, pipe.ErrClosed) && putErr == nil:
+		return fmt.Errorf("encrypting: %w", encErr)
+	case archErr != nil && !errors.Is(archErr, context.Canceled) && (encErr == nil || !errors.Is(archErr, encErr)) && (putErr == nil || !errors.Is(archErr, putErr)):
+		return fmt.Errorf("archiving: %w", archErr)
+	case putErr != nil:
+		if errors.Is(putErr, store.ErrExists) {
+			return fmt.Errorf("storing %s: %w", name, putErr)
+		}
+		if ctxErr := context.Cause(ctx); errors.Is(putErr, context.Canceled) && ctxErr != nil && archErr == nil && encErr == nil {
+			return fmt.Errorf("interrupted: %w", ctxErr)
+		}
+		return fmt.Errorf("storing: %w", putErr)
+	case archErr != nil:
+		return fmt.Errorf("interrupted: %w", archErr)
+	}
+	return nil
+}
+
+// signObject stores the statement about the object, then its signature,
+// each written like every object (never over an existing one). A reader
+// trusts the object only when both are there and agree with it.
+func signObject(ctx context.Context, p Params, name string, size int64, sum string) error {
+	stmt := statement.Statement{Host: p.Host, Object: name, Size: size, SHA256: sum}.Marshal()
+	sig, err := statement.Sign(stmt, p.Signer)
+	if err != nil {
+		return err
+	}
+	if _, err := p.Store.Put(ctx, name+SidecarSuffix, bytes.NewReader(stmt)); err != nil {
+		return fmt.Errorf("storing the statement %s%s: %w", name, SidecarSuffix, err)
+	}
+	if _, err := p.Store.Put(ctx, name+SignatureSuffix, bytes.NewReader(sig)); err != nil {
+		return fmt.Errorf("storing the signature %s%s: %w", name, SignatureSuffix, err)
+	}
+	return nil
 }
 
 func unwrapPath(err error) error {
@@ -331,24 +352,6 @@ func (e *errWriter) Write(b []byte) (int, error) {
 	n, err := e.w.Write(b)
 	if err != nil && e.err == nil {
 		e.err = err
-	}
-	return n, err
-}
-
-// teeCount hashes what the store reads and reports progress.
-type teeCount struct {
-	r  io.Reader
-	h  hash.Hash
-	on func(int)
-}
-
-func (t *teeCount) Read(b []byte) (int, error) {
-	n, err := t.r.Read(b)
-	if n > 0 {
-		t.h.Write(b[:n])
-		if t.on != nil {
-			t.on(n)
-		}
 	}
 	return n, err
 }

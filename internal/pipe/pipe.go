@@ -1,4 +1,6 @@
-// Package pipe is a buffered, bounded in-memory pipe between two goroutines.
+// Package pipe is the plumbing of drym's object streams: a buffered,
+// bounded in-memory pipe between two goroutines, and a Tap that hashes and
+// counts a stream as it is read.
 //
 // io.Pipe hands each Write to a Read synchronously, so the two stages of a
 // backup (archive+compress, encrypt+upload) take turns instead of running at

@@ -215,7 +215,9 @@ const (
 
 // parse reads the next element from b (after first, the ',' before it):
 // the entry and the bytes it took, or (nil, 2) for "]}"; n == 0 when the
-// fast path does not take it; more when b ends too soon to tell.
+// fast path does not take it; more when b ends too soon to tell. It is one
+// loop over the keys of an entry, kept whole because every key shares the
+// same position and bail-out rule, and it runs once per file of a backup.
 func (c *manifestCursor) parse(b []byte, first bool) (e *archive.Entry, n int, more bool) {
 	if len(b) < 2 {
 		return nil, 0, true

@@ -15,7 +15,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"hash"
 	"io"
 
 	"github.com/ProtonMail/go-crypto/openpgp"
@@ -70,7 +69,7 @@ type Stream struct {
 	decErr error // set by the decrypt goroutine before done closes
 	rdone  chan struct{}
 	objErr error // set by the read goroutine before rdone closes
-	obj    *hashCounter
+	obj    *pipe.Tap
 }
 
 // Open starts reading the OpenPGP object obj: one goroutine reads and
@@ -91,7 +90,7 @@ func Open(ctx context.Context, obj io.Reader, keys openpgp.EntityList, onRead fu
 		done:  make(chan struct{}),
 		zdone: make(chan struct{}),
 		rdone: make(chan struct{}),
-		obj:   &hashCounter{r: obj, h: sha256.New(), on: onRead},
+		obj:   &pipe.Tap{R: obj, Hash: sha256.New(), OnRead: onRead},
 	}
 	go s.read()
 	go s.decrypt(keys)
@@ -202,7 +201,7 @@ func (s *Stream) Finish(readErr error, want ...Want) (Result, error) {
 	_, _ = io.Copy(io.Discard, s.p)
 	<-s.done
 
-	res := Result{ObjectBytes: s.obj.n, ObjectSHA256: hex.EncodeToString(s.obj.h.Sum(nil))}
+	res := Result{ObjectBytes: s.obj.N, ObjectSHA256: hex.EncodeToString(s.obj.Hash.Sum(nil))}
 	var shaErr error
 	for _, w := range want {
 		if w.SHA256 == "" {
@@ -277,24 +276,4 @@ func short(hexsum string) string {
 		return hexsum[:16] + "…"
 	}
 	return hexsum
-}
-
-// hashCounter hashes and counts what is read through it.
-type hashCounter struct {
-	r  io.Reader
-	h  hash.Hash
-	n  int64
-	on func(int)
-}
-
-func (c *hashCounter) Read(b []byte) (int, error) {
-	n, err := c.r.Read(b)
-	if n > 0 {
-		c.h.Write(b[:n])
-		c.n += int64(n)
-		if c.on != nil {
-			c.on(n)
-		}
-	}
-	return n, err
 }
