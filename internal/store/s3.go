@@ -396,6 +396,13 @@ func (s *S3) wrap(op, key string, err error) error {
 		case status == http.StatusForbidden || code == "AccessDenied" || code == "InvalidAccessKeyId" || code == "SignatureDoesNotMatch":
 			return fmt.Errorf("%s: %s denied (%s): check the credentials and the bucket policy for this profile%s", where, op, code, s.styleHint())
 		}
+		if status == http.StatusBadGateway {
+			// A proxy between this host and the endpoint answers 502 when
+			// the endpoint hung up on it mid-request, which S3 servers do
+			// when they refuse a request before reading its body.
+			return fmt.Errorf("%s: %s: a proxy between this host and the endpoint says the endpoint failed (%s), as happens when the endpoint refuses a request and hangs up: check the credentials and the bucket policy for this profile%s, then the proxy",
+				where, op, code, s.styleHint())
+		}
 		msg := ae.ErrorMessage()
 		if msg == "" {
 			msg = http.StatusText(status)
@@ -434,7 +441,7 @@ func (s *S3) wrap(op, key string, err error) error {
 		// policy that does not allow this profile to put) may answer and
 		// hang up at once; the reset can then arrive before the answer, so
 		// the refusal is the likeliest cause and the hint says so.
-		return fmt.Errorf("%s: %s: the endpoint hung up mid-request, as S3 servers do when they refuse one: check the credentials and the bucket policy for this profile, then any proxy in between: %v", where, op, cause)
+		return fmt.Errorf("%s: %s: the endpoint hung up mid-request, as S3 servers do when they refuse one: check the credentials and the bucket policy for this profile%s, then any proxy in between: %v", where, op, s.styleHint(), cause)
 	}
 	if hasOp {
 		return fmt.Errorf("%s: %s: cannot reach the endpoint: %v", where, op, oe)
