@@ -2,6 +2,7 @@ package config
 
 import (
 	"errors"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -114,4 +115,62 @@ func TestSourcesCleaned(t *testing.T) {
 	if want := []string{"/srv/www", "/etc/ssl/certs"}; strings.Join(c.Sources, ",") != strings.Join(want, ",") {
 		t.Errorf("sources %q, want %q", c.Sources, want)
 	}
+}
+
+// The host and bucket rules are written out by hand (a regexp with
+// {0,252} was slow to compile at every check's start); they must accept
+// exactly what the rules say, at every edge.
+func TestNameRules(t *testing.T) {
+	long := func(n int) string { return strings.Repeat("a", n) }
+	for _, c := range []struct {
+		name      string
+		host, bkt bool
+	}{
+		{"", false, false},
+		{"a", true, false},
+		{"ab", true, false},
+		{"abc", true, true},
+		{"web1.example.com", true, true},
+		{"Web_1", true, false},
+		{"-web", false, false},
+		{".web", false, false},
+		{"_web", false, false},
+		{"web-", true, false},
+		{"web.", true, false},
+		{"a-b.c", true, true},
+		{"a b", false, false},
+		{"a/b", false, false},
+		{"a\x00b", false, false},
+		{"héte", false, false},
+		{"ABC", true, false},
+		{long(63), true, true},
+		{long(64), true, false},
+		{long(253), true, false},
+		{long(254), false, false},
+	} {
+		if got := ValidHost(c.name); got != c.host {
+			t.Errorf("ValidHost(%q) = %v, want %v", c.name, got, c.host)
+		}
+		if got := validBucket(c.name); got != c.bkt {
+			t.Errorf("validBucket(%q) = %v, want %v", c.name, got, c.bkt)
+		}
+	}
+}
+
+// FuzzNameRules holds the hand-written rules to the regular expressions
+// they stand for.
+func FuzzNameRules(f *testing.F) {
+	host := regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,252}$`)
+	bucket := regexp.MustCompile(`^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$`)
+	for _, s := range []string{"", "a", "abc", "a.b-c_d", "-x", "x-", strings.Repeat("z", 253), "A.b"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if ValidHost(s) != host.MatchString(s) {
+			t.Errorf("ValidHost(%q) = %v, the rule says %v", s, ValidHost(s), host.MatchString(s))
+		}
+		if validBucket(s) != bucket.MatchString(s) {
+			t.Errorf("validBucket(%q) = %v, the rule says %v", s, validBucket(s), bucket.MatchString(s))
+		}
+	})
 }

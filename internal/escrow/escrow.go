@@ -27,6 +27,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"text/template"
 	"time"
 
@@ -56,7 +57,11 @@ var restoreScript []byte
 //go:embed RESTORE.md.tmpl
 var restoreDocText string
 
-var restoreDoc = template.Must(template.New("RESTORE.md").Parse(restoreDocText))
+// restoreDoc is parsed when an escrow zip is first built, not at start:
+// parsing it cost every check binary that imports this package milliseconds.
+var restoreDoc = sync.OnceValue(func() *template.Template {
+	return template.Must(template.New("RESTORE.md").Parse(restoreDocText))
+})
 
 // Folder is the one top-level folder of a host's zip.
 func Folder(host string) string { return "drym-" + host }
@@ -237,7 +242,7 @@ func restoreSteps(p Params) ([]byte, error) {
 		dd.S3Base = strings.TrimSuffix(loc.String(), "/")
 	}
 	var doc bytes.Buffer
-	if err := restoreDoc.Execute(&doc, dd); err != nil {
+	if err := restoreDoc().Execute(&doc, dd); err != nil {
 		return nil, err
 	}
 	return doc.Bytes(), nil

@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"io"
 	"path"
-	"regexp"
 	"slices"
 	"sort"
 	"strings"
@@ -71,8 +70,6 @@ type Facts struct {
 func broken(format string, a ...any) error {
 	return fmt.Errorf("%w: %s", ErrBroken, fmt.Sprintf(format, a...))
 }
-
-var folderRe = regexp.MustCompile(`^drym-([A-Za-z0-9][A-Za-z0-9._-]{0,252})$`)
 
 // Inspect reads a zip of size bytes from r and checks it fully: bounded
 // entry count, sizes and ratios; safe member names in one drym-<host>/
@@ -201,14 +198,14 @@ func splitName(raw string) (host, name string, err error) {
 		return "", "", broken("unsafe member name %q", raw)
 	}
 	folder, name, _ := strings.Cut(raw, "/")
-	m := folderRe.FindStringSubmatch(folder)
-	if m == nil {
+	host, ok := strings.CutPrefix(folder, "drym-")
+	if !ok || !config.ValidHost(host) {
 		return "", "", broken("member %q is not under a drym-<host>/ folder", raw)
 	}
 	if strings.Contains(name, "/") {
 		return "", "", broken("unexpected member %q (no subfolders in an escrow zip)", raw)
 	}
-	return m[1], name, nil
+	return host, name, nil
 }
 
 // readMember reads a member fully (the CRC is checked at its end) and at

@@ -130,7 +130,7 @@ func ReadInventory(path string) ([]string, error) {
 		if line == "" {
 			continue
 		}
-		if !hostName.MatchString(line) {
+		if !config.ValidHost(line) {
 			return nil, fmt.Errorf("%s:%d: %q is not a host name", path, n, line)
 		}
 		if !seen[line] {
@@ -144,8 +144,6 @@ func ReadInventory(path string) ([]string, error) {
 	return hosts, nil
 }
 
-// hostName is what drym accepts as a host (a folder name in the store).
-var hostName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,252}$`)
-
-// ValidHost reports whether name can be a drym host.
-func ValidHost(name string) bool { return hostName.MatchString(name) }
+// ValidHost reports whether name can be a drym host (a folder name in the
+// store).
+func ValidHost(name string) bool { return config.ValidHost(name) }
