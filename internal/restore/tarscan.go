@@ -27,11 +27,12 @@ import (
 // exactly as archive/tar alone would have read it: the two give the same
 // members, contents and errors (FuzzTarScan compares them).
 type tarScanner struct {
-	r   io.Reader
-	buf []byte // unread bytes are buf[pos:end]
-	pos int
-	end int
-	err error // the error that ended r (sticky: r is not read again)
+	r     io.Reader
+	piece func() ([]byte, error) // the next piece of the stream
+	buf   []byte                 // pieces of a reader without ReadChunk
+	win   []byte                 // unread bytes of the current piece
+	err   error                  // the error that ended r (sticky: r is not read again)
+	blk   [blockLen]byte         // a header block split between two pieces
 
 	tr  *tar.Reader // set once the stream is handed over
 	hdr tar.Header  // the current member (lean path)
@@ -44,55 +45,68 @@ type tarScanner struct {
 	copyBuf []byte   // read buffer for archive/tar's members
 }
 
-func newTarScanner(r io.Reader, bufSize int) *tarScanner {
-	return &tarScanner{r: r, buf: make([]byte, bufSize)}
+// chunkReader hands out its buffered data without a copy (pipe.Pipe,
+// Stream): the slice is valid until the next read of any kind. Copying
+// every decompressed byte into the scanner's buffer cost as much CPU as
+// parsing every header.
+type chunkReader interface {
+	ReadChunk() ([]byte, error)
 }
 
-// fill reads more of r after the unread bytes, moving them to the front
-// first when the buffer has no room left; it reports whether it added any.
-func (s *tarScanner) fill() bool {
-	if s.err != nil {
-		return false
+func newTarScanner(r io.Reader, bufSize int) *tarScanner {
+	s := &tarScanner{r: r}
+	if c, ok := r.(chunkReader); ok {
+		s.piece = c.ReadChunk
+	} else {
+		// The previous piece is always consumed (or copied out) before
+		// the next is asked for, so one buffer serves every read.
+		s.buf = make([]byte, bufSize)
+		s.piece = func() ([]byte, error) {
+			n, err := s.r.Read(s.buf)
+			return s.buf[:n], err
+		}
 	}
-	if s.end == len(s.buf) || s.pos == s.end {
-		n := copy(s.buf, s.buf[s.pos:s.end])
-		s.pos, s.end = 0, n
-	}
-	for {
-		n, err := s.r.Read(s.buf[s.end:])
-		s.end += n
+	return s
+}
+
+// more replaces the consumed piece with the next one, and reports whether
+// it holds any bytes.
+func (s *tarScanner) more() bool {
+	for s.err == nil {
+		b, err := s.piece()
+		s.win = b
 		if err != nil {
 			s.err = err
 		}
-		if n > 0 || err != nil {
-			return n > 0
+		if len(b) > 0 {
+			return true
 		}
 	}
+	return false
 }
 
-// handOver gives the rest of the stream, from the unread bytes on, to
-// archive/tar.
-func (s *tarScanner) handOver() {
-	var rest io.Reader = s.r
+// handOver gives the rest of the stream, head (a header block's first
+// bytes) and the unread bytes first, to archive/tar. They are copied: a
+// borrowed piece is only valid until the next read.
+func (s *tarScanner) handOver(head []byte) {
+	rest := append(append([]byte(nil), head...), s.win...)
+	s.win = nil
+	var r io.Reader = s.r
 	if s.err != nil {
-		rest = errReader{s.err}
+		r = errReader{s.err}
 	}
-	s.tr = tar.NewReader(io.MultiReader(bytes.NewReader(s.buf[s.pos:s.end]), rest))
-	s.buf = nil
+	s.tr = tar.NewReader(io.MultiReader(bytes.NewReader(rest), r))
 }
 
 // skip drops n unread bytes; at the end of r it reports how many it could
 // not.
 func (s *tarScanner) skip(n int64) int64 {
 	for n > 0 {
-		if s.pos == s.end && !s.fill() {
+		if len(s.win) == 0 && !s.more() {
 			return n
 		}
-		k := int64(s.end - s.pos)
-		if k > n {
-			k = n
-		}
-		s.pos += int(k)
+		k := min(int64(len(s.win)), n)
+		s.win = s.win[k:]
 		n -= k
 	}
 	return 0
@@ -124,17 +138,25 @@ func (s *tarScanner) Next() (*tar.Header, error) {
 			return nil, s.stuck
 		}
 	}
-	for s.end-s.pos < blockLen && s.fill() {
+	if len(s.win) >= blockLen {
+		if !s.parse(s.win[:blockLen]) {
+			s.handOver(nil)
+			return s.tr.Next()
+		}
+		s.win = s.win[blockLen:]
+		return &s.hdr, nil
 	}
-	if s.end-s.pos < blockLen {
-		s.handOver()
+	n := copy(s.blk[:], s.win)
+	s.win = nil
+	for n < blockLen && s.more() {
+		k := copy(s.blk[n:], s.win)
+		s.win = s.win[k:]
+		n += k
+	}
+	if n < blockLen || !s.parse(s.blk[:]) {
+		s.handOver(s.blk[:n])
 		return s.tr.Next()
 	}
-	if !s.parse(s.buf[s.pos : s.pos+blockLen]) {
-		s.handOver()
-		return s.tr.Next()
-	}
-	s.pos += blockLen
 	return &s.hdr, nil
 }
 
@@ -254,18 +276,17 @@ func (s *tarScanner) Read(p []byte) (int, error) {
 	if s.remain == 0 {
 		return 0, io.EOF
 	}
-	if s.pos == s.end && !s.fill() {
+	if len(s.win) == 0 && !s.more() {
 		return 0, s.cutErr(io.ErrUnexpectedEOF)
 	}
-	n := min(int64(len(p)), int64(s.end-s.pos), s.remain)
-	copy(p, s.buf[s.pos:s.pos+int(n)])
-	s.pos += int(n)
-	s.remain -= n
-	return int(n), nil
+	n := copy(p, s.win[:min(int64(len(s.win)), s.remain)])
+	s.win = s.win[n:]
+	s.remain -= int64(n)
+	return n, nil
 }
 
-// hash feeds the current member's content to h straight from the buffer
-// (no copy), puts the SHA-256 in sum and returns the length.
+// hash feeds the current member's content to h straight from the stream's
+// buffers (no copy), puts the SHA-256 in sum and returns the length.
 func (s *tarScanner) hash(h hash.Hash, sum *[32]byte) (int64, error) {
 	if s.tr != nil {
 		if s.copyBuf == nil {
@@ -276,12 +297,12 @@ func (s *tarScanner) hash(h hash.Hash, sum *[32]byte) (int64, error) {
 	h.Reset()
 	var n int64
 	for s.remain > 0 {
-		if s.pos == s.end && !s.fill() {
+		if len(s.win) == 0 && !s.more() {
 			return n, s.cutErr(io.ErrUnexpectedEOF)
 		}
-		k := min(int64(s.end-s.pos), s.remain)
-		h.Write(s.buf[s.pos : s.pos+int(k)])
-		s.pos += int(k)
+		k := min(int64(len(s.win)), s.remain)
+		h.Write(s.win[:k])
+		s.win = s.win[k:]
 		s.remain -= k
 		n += k
 	}

@@ -152,6 +152,8 @@ func TestTarScanLikeArchiveTar(t *testing.T) {
 				func(r io.Reader) io.Reader { return r },
 				iotest.OneByteReader,
 				iotest.DataErrReader,
+				chunked(1, 511, 512, 513, 4000),
+				chunked(700),
 			} {
 				for _, size := range []int{512, 1000, 1 << 20} {
 					n, handOver := scanLike(t, c.data, size, r)
@@ -182,6 +184,49 @@ func TestTarScanReadError(t *testing.T) {
 	}
 }
 
+// chunks hands out its data in pieces of the sizes given (in turn) through
+// ReadChunk, as the pipe does, and overwrites the previous piece at every
+// read: a scanner keeping a piece too long reads garbage.
+type chunks struct {
+	data  []byte
+	sizes []int
+	i     int
+	buf   []byte
+}
+
+func chunked(sizes ...int) func(io.Reader) io.Reader {
+	return func(r io.Reader) io.Reader {
+		data, _ := io.ReadAll(r)
+		return &chunks{data: data, sizes: sizes}
+	}
+}
+
+func (c *chunks) ReadChunk() ([]byte, error) {
+	for i := range c.buf {
+		c.buf[i] = 0xa5
+	}
+	if len(c.data) == 0 {
+		return nil, io.EOF
+	}
+	n := min(c.sizes[c.i%len(c.sizes)], len(c.data))
+	c.i++
+	c.buf = append(c.buf[:0], c.data[:n]...)
+	c.data = c.data[n:]
+	return c.buf, nil
+}
+
+func (c *chunks) Read(p []byte) (int, error) {
+	for i := range c.buf {
+		c.buf[i] = 0xa5
+	}
+	if len(c.data) == 0 {
+		return 0, io.EOF
+	}
+	n := copy(p, c.data)
+	c.data = c.data[n:]
+	return n, nil
+}
+
 func fixSum(b []byte) {
 	copy(b[148:156], "        ")
 	var sum int64
@@ -210,5 +255,6 @@ func FuzzTarScan(f *testing.F) {
 		PAXRecords: map[string]string{"SCHILY.xattr.user.k": "v"}, Format: tar.FormatPAX}), uint16(1024))
 	f.Fuzz(func(t *testing.T, data []byte, size uint16) {
 		scanLike(t, data, blockLen+int(size), func(r io.Reader) io.Reader { return iotest.HalfReader(r) })
+		scanLike(t, data, blockLen, chunked(1+int(size)%1500, 1+int(size)%97))
 	})
 }
