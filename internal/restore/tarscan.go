@@ -3,9 +3,11 @@ package restore
 import (
 	"archive/tar"
 	"bytes"
+	"encoding/binary"
 	"hash"
 	"io"
 	"path/filepath"
+	"strings"
 	"time"
 )
 
@@ -183,12 +185,9 @@ func (s *tarScanner) parse(b []byte) bool {
 	}
 	// Unsigned sum, the checksum field counted as spaces (archive/tar also
 	// accepts the signed sum; such a block goes to it).
-	sum := int64(8 * ' ')
-	for _, c := range b[:148] {
-		sum += int64(c)
-	}
-	for _, c := range b[156:] {
-		sum += int64(c)
+	sum := blockSum(b) + 8*' '
+	for _, c := range b[148:156] {
+		sum -= int64(c)
 	}
 	if sum != chk {
 		return false
@@ -217,7 +216,9 @@ func (s *tarScanner) parse(b []byte) bool {
 	} else {
 		full = string(name)
 	}
-	if !filepath.IsLocal(full) {
+	// Not empty, not absolute and without ".." is local; only the rest
+	// needs filepath's full test.
+	if (full == "" || full[0] == '/' || strings.Contains(full, "..")) && !filepath.IsLocal(full) {
 		return false // archive/tar may refuse it (GODEBUG tarinsecurepath)
 	}
 	s.hdr = tar.Header{
@@ -238,6 +239,19 @@ func (s *tarScanner) parse(b []byte) bool {
 	}
 	s.pad = int(-s.remain & (blockLen - 1))
 	return true
+}
+
+// blockSum adds up the bytes of a 512-byte block eight at a time: bytes
+// are summed in 16-bit lanes (64 words × 2 × 255 cannot overflow one), then
+// the lanes folded. A byte at a time it was a third of parsing a header.
+func blockSum(b []byte) int64 {
+	const m = 0x00ff00ff00ff00ff
+	var acc uint64
+	for i := 0; i+8 <= len(b); i += 8 {
+		w := binary.LittleEndian.Uint64(b[i:])
+		acc += w&m + w>>8&m
+	}
+	return int64(acc&0xffff + acc>>16&0xffff + acc>>32&0xffff + acc>>48)
 }
 
 // octal reads a numeric field when it is plain octal: optional spaces or

@@ -145,6 +145,8 @@ func TestTarScanLikeArchiveTar(t *testing.T) {
 		{"base-256 size", base256, 2, true},
 		{"bad checksum", badSum, 1, true},
 		{"absolute name", tarOf(t, true, reg("a", 1), reg("/etc/x", 1)), 2, true},
+		{"dot-dot, local", tarOf(t, false, reg("a/../b", 1), reg("a..b", 2)), 2, true},
+		{"dot-dot, not local", tarOf(t, true, reg("a", 1), reg("../x", 1)), 2, true},
 		{"empty", nil, 0, true},
 	} {
 		t.Run(c.name, func(t *testing.T) {
@@ -225,6 +227,29 @@ func (c *chunks) Read(p []byte) (int, error) {
 	n := copy(p, c.data)
 	c.data = c.data[n:]
 	return n, nil
+}
+
+func TestBlockSum(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		fill func(i int) byte
+	}{
+		{"zeros", func(int) byte { return 0 }},
+		{"all 0xff", func(int) byte { return 0xff }},
+		{"ramp", func(i int) byte { return byte(i) }},
+		{"high bytes", func(i int) byte { return byte(0x80 + i%128) }},
+		{"sparse", func(i int) byte { return byte(i % 7 * 40) }},
+	} {
+		var b [blockLen]byte
+		var want int64
+		for i := range b {
+			b[i] = c.fill(i)
+			want += int64(b[i])
+		}
+		if got := blockSum(b[:]); got != want {
+			t.Errorf("%s: %d, want %d", c.name, got, want)
+		}
+	}
 }
 
 func fixSum(b []byte) {
