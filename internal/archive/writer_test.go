@@ -116,12 +116,12 @@ func TestWriteCancelled(t *testing.T) {
 }
 
 func TestCheckNameAndManifest(t *testing.T) {
-	for _, bad := range []string{"", "/etc", "../x", "a/../../x", "a//b", "./a", "a/", ".", "a\x00b"} {
+	for _, bad := range []string{"", "/etc", "../x", "a/../../x", "a//b", "./a", "a/", ".", "a\x00b", "..", "a/..", "a/.", "a/./b", "/", "//"} {
 		if CheckName(bad) == nil {
 			t.Errorf("CheckName(%q) accepted", bad)
 		}
 	}
-	for _, good := range []string{"etc", "etc/hosts", "a..b", "ü/é", ".drym/manifest.json"} {
+	for _, good := range []string{"etc", "etc/hosts", "a..b", "ü/é", ".drym/manifest.json", "...", "a/.b", "a/..b/c", ".a"} {
 		if err := CheckName(good); err != nil {
 			t.Errorf("CheckName(%q): %v", good, err)
 		}

@@ -173,6 +173,20 @@ func (p *Pipe) Read(b []byte) (int, error) {
 	return n, nil
 }
 
+// ReadChunk returns the rest of the current chunk, or the next one, without
+// a copy: the slice is the pipe's and valid until the next read of any
+// kind. At the end of the stream it returns the writer's error.
+func (p *Pipe) ReadChunk() ([]byte, error) {
+	if p.rcur == nil || p.roff == len(p.rcur) {
+		if err := p.next(); err != nil {
+			return nil, err
+		}
+	}
+	b := p.rcur[p.roff:]
+	p.roff = len(p.rcur)
+	return b, nil
+}
+
 // WriteTo hands whole chunks to w, saving a copy.
 func (p *Pipe) WriteTo(w io.Writer) (int64, error) {
 	var n int64

@@ -13,11 +13,11 @@ func TestRoundTrip(t *testing.T) {
 	for _, size := range []int{0, 1, 100, 1 << 10, 1<<10 + 1, 10<<10 + 7, 1 << 20} {
 		data := make([]byte, size)
 		rand.Read(data)
-		for _, mode := range []string{"write-read", "readfrom-writeto"} {
+		for _, mode := range []string{"write-read", "readfrom-writeto", "write-chunks"} {
 			p := New(1<<10, 3)
 			go func() {
 				var err error
-				if mode == "write-read" {
+				if mode != "readfrom-writeto" {
 					// Odd write sizes cross chunk borders.
 					for b := data; len(b) > 0; {
 						n := min(len(b), 333)
@@ -33,9 +33,29 @@ func TestRoundTrip(t *testing.T) {
 			}()
 			var got bytes.Buffer
 			var err error
-			if mode == "write-read" {
+			switch mode {
+			case "write-read":
 				_, err = io.Copy(&got, struct{ io.Reader }{p})
-			} else {
+			case "write-chunks":
+				// Chunks, with a short Read in between.
+				for i := 0; ; i++ {
+					var c []byte
+					if i%3 == 2 {
+						var b [100]byte
+						n, rerr := p.Read(b[:])
+						c, err = b[:n], rerr
+					} else {
+						c, err = p.ReadChunk()
+					}
+					got.Write(c)
+					if err != nil {
+						break
+					}
+				}
+				if err == io.EOF {
+					err = nil
+				}
+			default:
 				_, err = p.WriteTo(&got)
 			}
 			if err != nil || !bytes.Equal(got.Bytes(), data) {

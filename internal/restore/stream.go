@@ -171,6 +171,10 @@ func (s *Stream) decrypt(keys openpgp.EntityList) {
 // Read returns decompressed tar bytes.
 func (s *Stream) Read(b []byte) (int, error) { return s.tp.Read(b) }
 
+// ReadChunk returns decompressed tar bytes without a copy, valid until the
+// next read (verify's tar scanner hashes them in place).
+func (s *Stream) ReadChunk() ([]byte, error) { return s.tp.ReadChunk() }
+
 // WriteTo lets io.Copy take the pipe's chunks without a copy.
 func (s *Stream) WriteTo(w io.Writer) (int64, error) { return s.tp.WriteTo(w) }
 

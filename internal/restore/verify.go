@@ -315,9 +315,8 @@ func verify(ctx context.Context, r io.Reader, onFile func(int64)) (Report, *chec
 	defer tightGC()()
 	var rep Report
 	c := newChecker(nil)
-	tr := tar.NewReader(r)
+	tr := newTarScanner(r, copyBufSize)
 	h := sha256.New()
-	buf := make([]byte, copyBufSize)
 	for {
 		if err := ctx.Err(); err != nil {
 			return rep, c, err
@@ -347,7 +346,7 @@ func verify(ctx context.Context, r io.Reader, onFile func(int64)) (Report, *chec
 		s := seenOf(hdr)
 		switch s.typ {
 		case archive.TypeFile:
-			s.size, err = hashFile(tr, h, buf, &s.sum)
+			s.size, err = tr.hash(h, &s.sum)
 			s.hasSum = true
 			if err != nil {
 				return rep, c, fmt.Errorf("reading %s from the tar stream: %w", trunc(name), err)
