@@ -9,7 +9,7 @@ BIN := $(CURDIR)/bin
 TOOLS ?= $(HOME)/.cache/drym-tools/bin
 export PATH := $(BIN):$(TOOLS):$(PATH)
 
-.PHONY: all build test test-short demo lint vet staticcheck fuzz bench bench-quick bench-tools clean deb gallery
+.PHONY: all build test test-short demo lint vet fmtcheck staticcheck fuzz bench bench-quick bench-tools clean deb gallery
 
 all: build
 
@@ -38,7 +38,11 @@ staticcheck:
 	@command -v staticcheck >/dev/null || GOBIN=$(TOOLS) $(GO) install honnef.co/go/tools/cmd/staticcheck@v0.8.2
 	staticcheck ./...
 
-lint: vet staticcheck
+# gofmt: every Go file as gofmt writes it (lint fails and names the files).
+fmtcheck:
+	@files=$$(gofmt -l .); if [ -n "$$files" ]; then echo "gofmt needed: $$files"; exit 1; fi
+
+lint: vet fmtcheck staticcheck
 
 # drym vs the stock tar | zstd | gpg pipeline and the peers restic 0.18.1 and
 # borg 1.2, on every shape of data (server-like trees of ≈ 1 and 4 GiB,
