@@ -351,6 +351,33 @@ func TestFutureBackupIsNotLatest(t *testing.T) {
 	if tr, _ := r.trJSON(); code != 0 || tr.Backup != name || tr.SignedBy != crypt.Fingerprint(keys[0]) {
 		t.Fatalf("test-restore --backup future: exit %d %+v\n%s%s", code, tr, out, errs)
 	}
+	// restore (default latest) brings back the genuine backup: the
+	// future one's signature is good, so only its date can keep its
+	// stale files out.
+	to := filepath.Join(r.dir, "restored-latest")
+	out, errs, code = r.run("restore", "--to", to)
+	if code != 0 || !strings.Contains(out, genuine) || strings.Contains(out, name) {
+		t.Fatalf("restore latest: exit %d, want %s restored\n%s%s", code, genuine, out, errs)
+	}
+	if _, err := os.Stat(filepath.Join(to, strings.TrimPrefix(r.dir, "/"), "old", "etc", "hosts")); err == nil {
+		t.Error("restore latest brought back the future-dated backup's files")
+	}
+	diffTrees(t, treeSnapshot(t, filepath.Join(to, strings.TrimPrefix(r.src, "/")), true), treeSnapshot(t, r.src, true))
+	// list marks it FUTURE, signed (it is the host's), and not latest;
+	// latest stays on the genuine one.
+	out, errs, code = r.run("list")
+	lines := map[string]string{}
+	for _, l := range strings.Split(out, "\n") {
+		for _, n := range []string{genuine, name} {
+			if strings.Contains(l, "  "+n+"  ") {
+				lines[n] = l
+			}
+		}
+	}
+	if code != 0 || !strings.HasSuffix(lines[genuine], "  signed latest") || !strings.HasSuffix(lines[name], "  signed FUTURE") ||
+		!strings.Contains(out, "FUTURE: 1 dated more than") {
+		t.Errorf("list: exit %d, want %s signed FUTURE and %s signed latest\n%s%s", code, name, genuine, out, errs)
+	}
 }
 
 // A backup made before drym signed them (a one-line sidecar, no .sig) is

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -213,7 +214,7 @@ func judgeOne(ctx context.Context, a *args, o *evidence.Opened, t target, lim ev
 
 // evaluate judges the sweep: pure, no I/O, no clock.
 func evaluate(f facts, a args) plugin.Result {
-	if r, done := unusable(f); done {
+	if r, done := unusable(f, a.Timeout.D()); done {
 		return r
 	}
 	vs := slices.Clone(f.Verdicts)
@@ -262,12 +263,18 @@ func evaluate(f facts, a args) plugin.Result {
 }
 
 // unusable is the result when no host could be judged at all.
-func unusable(f facts) (plugin.Result, bool) {
+func unusable(f facts, timeout time.Duration) (plugin.Result, bool) {
 	switch {
 	case f.SettingsErr != nil:
 		return plugin.Result{State: plugin.Unknown, Summary: fmt.Sprintf("%v: correct the monitoring settings (see --help)", f.SettingsErr)}, true
 	case f.InventoryErr != nil:
 		return plugin.Result{State: plugin.Unknown, Summary: fmt.Sprintf("%v: correct the inventory (--inventory FILE: one host a line)", f.InventoryErr)}, true
+	case errors.Is(f.ListErr, context.DeadlineExceeded):
+		// A hung store is not a policy problem: pointing at read_profile
+		// would send the admin the wrong way. Same wording as the plugin's
+		// own timeout, which the sweep's earlier deadline pre-empts here.
+		return plugin.Result{State: plugin.Unknown, Summary: fmt.Sprintf("timed out after %s listing the hosts in %s: is the store hung? fix that, or raise -t if check_backup_fleet is just slow",
+			plugin.HumanDuration(timeout), f.Where)}, true
 	case f.ListErr != nil:
 		return plugin.Result{State: plugin.Unknown, Summary: fmt.Sprintf("cannot list the hosts in %s: %v (check read_profile in %s and that the read-only policy allows listing it)",
 			f.Where, f.ListErr, f.Settings)}, true

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -70,6 +71,9 @@ func TestEvaluate(t *testing.T) {
 		{"unknown_denied", facts{Settings: "/etc/drym/monitoring.toml", Where: where,
 			ListErr: fmt.Errorf("s3://backups/drym/: ListObjectsV2 denied (AccessDenied): %w", store.ErrDenied)}, nil, plugin.Unknown,
 			"cannot list the hosts in s3://backups/drym"},
+		{"unknown_list_timeout", facts{Settings: "/etc/drym/monitoring.toml", Where: where,
+			ListErr: fmt.Errorf("s3://backups/drym/: ListObjectsV2: timed out: %w", context.DeadlineExceeded)}, []string{"-t", "2"}, plugin.Unknown,
+			"timed out after 2s listing the hosts in s3://backups/drym: is the store hung?"},
 		{"unknown_inventory", facts{InventoryErr: errors.New("/etc/drym/hosts:3: \"web 4\" is not a host name")}, nil, plugin.Unknown,
 			"\"web 4\" is not a host name: correct the inventory"},
 		{"critical_no_host", facts{Settings: "/etc/drym/monitoring.toml", Where: where}, nil, plugin.Critical, "no host: s3://backups/drym holds no backup"},
@@ -260,7 +264,10 @@ func testBinaryFleet(t *testing.T, srv *testutil.S3Server) {
 }
 
 // An endpoint that accepts and never answers: UNKNOWN within -t, for the
-// sweep and for one host.
+// sweep and for one host. Exit 3 alone would also pass for a settings or
+// usage error that never reached the store, so each run must also say it
+// timed out, end within -t plus a margin for start-up, and have sent the
+// hung endpoint at least one request.
 func TestBinaryHungEndpoint(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts versitygw")
@@ -269,6 +276,10 @@ func TestBinaryHungEndpoint(t *testing.T) {
 }
 
 func testBinaryHungEndpoint(t *testing.T, srv *testutil.S3Server) {
+	const timeout = 2 * time.Second
+	// Process start, settings and the final print; generous for a loaded
+	// 2-core machine under -race, yet well short of a second -t.
+	const slack = time.Second
 	proxy := testutil.StartCountingProxy(t, srv.Endpoint)
 	proxy.Hang(true)
 	cfg := monitoring(t, srv, proxy.URL, t.TempDir(), "")
@@ -276,13 +287,27 @@ func testBinaryHungEndpoint(t *testing.T, srv *testutil.S3Server) {
 	for _, run := range []struct {
 		check string
 		argv  []string
-	}{{"check_backup_fleet", nil}, {"check_backup_age", []string{"--host", "web1"}}, {"check_key_escrow", []string{"--host", "web1"}}} {
+		// doing is the step the timeout message must name: the first
+		// request each check sends.
+		doing string
+	}{
+		{"check_backup_fleet", nil, "listing the hosts in s3://" + srv.Bucket + "/drym"},
+		{"check_backup_age", []string{"--host", "web1"}, "listing s3://" + srv.Bucket + "/keys/ for drym-escrow-web1-*.zip"},
+		{"check_key_escrow", []string{"--host", "web1"}, "listing s3://" + srv.Bucket + "/keys/ for drym-escrow-web1-*.zip"},
+	} {
+		proxy.Reset()
 		r := plugintest.Run(t, run.check, env, append(run.argv, "-t", "2")...)
-		if r.Code != 3 || !strings.HasPrefix(r.Stdout, "UNKNOWN: ") {
-			t.Errorf("%s: exit %d:\n%s", run.check, r.Code, r.Stdout)
+		want := "UNKNOWN: timed out after 2s " + run.doing + ": is "
+		if r.Code != 3 || !strings.HasPrefix(r.First(), want) {
+			t.Errorf("%s: exit %d, want 3 and a first line starting %q:\n%s%s", run.check, r.Code, want, r.Stdout, r.Stderr)
 		}
-		if r.Took > 3*time.Second {
+		if r.Took > timeout+slack {
 			t.Errorf("%s: took %v with -t 2", run.check, r.Took)
+		}
+		// The proxy records a request before it hangs it: none means the
+		// check gave up (or failed) before it reached the endpoint.
+		if reqs := proxy.Requests(); len(reqs) == 0 {
+			t.Errorf("%s: the hung endpoint received no request", run.check)
 		}
 	}
 }
