@@ -170,8 +170,13 @@ func zipProblem(z zipFacts, host, configPath string) (s plugin.State, msg string
 	case z.FindErr != nil:
 		return plugin.Unknown, fmt.Sprintf("cannot read the escrow location: %v (is it mounted? backup_runner escrow ships there)", z.FindErr), true
 	case z.ZipErr != nil:
+		why := z.ZipErr.Error()
+		var broken *escrow.BrokenError
+		if errors.As(z.ZipErr, &broken) {
+			why = broken.Reason
+		}
 		return plugin.Critical, fmt.Sprintf("escrow zip %s in %s is unusable: %s: %s to ship a good one, and find out what damaged it",
-			z.ZipName, z.Where, strings.TrimPrefix(z.ZipErr.Error(), escrow.ErrBroken.Error()+": "), fixEscrow), true
+			z.ZipName, z.Where, why, fixEscrow), true
 	}
 	return plugin.OK, "", false
 }
