@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -222,7 +223,7 @@ func judgeOpened(r *plugin.Result, f facts) *held {
 		r.Raise(plugin.Critical, fmt.Sprintf("escrow zip %s: cannot list the escrowed keys: %v: %s", f.ZipName, f.ZipKeyErr, fixEscrow))
 	}
 	if f.Team != nil && z.SecretEncrypted {
-		for _, file := range sortedKeys(f.Team) {
+		for _, file := range slices.Sorted(maps.Keys(f.Team)) {
 			if !slices.ContainsFunc(f.Team[file], func(id uint64) bool { return slices.Contains(z.SecretRecipients, id) }) {
 				r.Raise(plugin.Critical, fmt.Sprintf("the escrowed secret key is not encrypted to team key %s (%s): that team cannot open it: %s",
 					short(f.TeamFP[file]), file, fixEscrow))
@@ -439,15 +440,6 @@ func short(fp string) string {
 		return fp[:16]
 	}
 	return fp
-}
-
-func sortedKeys(m map[string][]uint64) []string {
-	var ks []string
-	for k := range m {
-		ks = append(ks, k)
-	}
-	slices.Sort(ks)
-	return ks
 }
 
 func keyIDs(ids []uint64) string { return evidence.FormatIDs(ids) }
