@@ -101,19 +101,16 @@ func unusable(f facts, now time.Time) (plugin.Result, bool) {
 	read := plugin.StatusRead{SettingsErr: f.SettingsErr, SettingsPath: f.SettingsPath, SettingsHost: f.SettingsHost,
 		Path: f.Path, ReadErr: f.ReadErr}
 	if f.Status == nil {
-		return job.Unusable(read, "", status.Common{}, status.Common{}, now)
+		return job.Unusable(read, nil, status.Common{}, now)
 	}
 	var last status.Common
 	if run := judged(f.Status); run != nil {
 		last = status.Common{Started: run.Started, Finished: run.Finished}
 	}
-	return job.Unusable(read, f.Status.Host, f.Status.Common, last, now)
+	return job.Unusable(read, &f.Status.Common, last, now)
 }
 
-func jobRun(f facts) plugin.JobRun {
-	b := f.Status
-	return plugin.JobRun{State: b.State, PID: b.PID, Started: b.Started, Finished: b.Finished, Alive: f.Alive}
-}
+func jobRun(f facts) plugin.JobRun { return plugin.RunOf(&f.Status.Common, f.Alive) }
 
 // judgeLastRun raises what the last run itself says: still running (too
 // long, or its process gone) or failed.

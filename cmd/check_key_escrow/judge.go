@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -170,8 +171,13 @@ func zipProblem(z zipFacts, host, configPath string) (s plugin.State, msg string
 	case z.FindErr != nil:
 		return plugin.Unknown, fmt.Sprintf("cannot read the escrow location: %v (is it mounted? backup_runner escrow ships there)", z.FindErr), true
 	case z.ZipErr != nil:
+		why := z.ZipErr.Error()
+		var broken *escrow.BrokenError
+		if errors.As(z.ZipErr, &broken) {
+			why = broken.Reason
+		}
 		return plugin.Critical, fmt.Sprintf("escrow zip %s in %s is unusable: %s: %s to ship a good one, and find out what damaged it",
-			z.ZipName, z.Where, strings.TrimPrefix(z.ZipErr.Error(), escrow.ErrBroken.Error()+": "), fixEscrow), true
+			z.ZipName, z.Where, why, fixEscrow), true
 	}
 	return plugin.OK, "", false
 }
@@ -217,7 +223,7 @@ func judgeOpened(r *plugin.Result, f facts) *held {
 		r.Raise(plugin.Critical, fmt.Sprintf("escrow zip %s: cannot list the escrowed keys: %v: %s", f.ZipName, f.ZipKeyErr, fixEscrow))
 	}
 	if f.Team != nil && z.SecretEncrypted {
-		for _, file := range sortedKeys(f.Team) {
+		for _, file := range slices.Sorted(maps.Keys(f.Team)) {
 			if !slices.ContainsFunc(f.Team[file], func(id uint64) bool { return slices.Contains(z.SecretRecipients, id) }) {
 				r.Raise(plugin.Critical, fmt.Sprintf("the escrowed secret key is not encrypted to team key %s (%s): that team cannot open it: %s",
 					short(f.TeamFP[file]), file, fixEscrow))
@@ -434,15 +440,6 @@ func short(fp string) string {
 		return fp[:16]
 	}
 	return fp
-}
-
-func sortedKeys(m map[string][]uint64) []string {
-	var ks []string
-	for k := range m {
-		ks = append(ks, k)
-	}
-	slices.Sort(ks)
-	return ks
 }
 
 func keyIDs(ids []uint64) string { return evidence.FormatIDs(ids) }

@@ -134,7 +134,7 @@ func TestEvaluate(t *testing.T) {
 			f.Zip, f.Where, f.FindErr = nil, "/tmp/x.zip", fmt.Errorf("open /tmp/x.zip: %w", fs.ErrNotExist)
 		}), nil, plugin.Critical, "no escrow zip for web1 in /tmp/x.zip"},
 		{"critical_broken_zip", with(func(f *facts) {
-			f.Zip, f.ZipErr = nil, fmt.Errorf("%w: member \"drym-web1/restore.sh\" fails its CRC check: the zip is damaged", escrow.ErrBroken)
+			f.Zip, f.ZipErr = nil, escrow.Broken("member \"drym-web1/restore.sh\" fails its CRC check: the zip is damaged")
 		}), nil, plugin.Critical, "is unusable: member \"drym-web1/restore.sh\" fails its CRC check: the zip is damaged: run backup_runner escrow"},
 		{"unknown_cannot_list", with(func(f *facts) {
 			f.Zip, f.FindErr = nil, errors.New("s3://escrow/drym: ListObjectsV2 denied (AccessDenied): check the credentials and the bucket policy for this profile")
@@ -263,7 +263,7 @@ func TestZipProblem(t *testing.T) {
 		{"s3://e/k", errors.New("ListObjectsV2 denied"), nil, plugin.Unknown, "read_profile", ""},
 		{"dir:///srv/escrow", &fs.PathError{Op: "open", Path: "/srv/escrow", Err: fs.ErrPermission}, nil, plugin.Unknown, "group nagios", "read_profile"},
 		{"dir:///srv/escrow", errors.New("input/output error"), nil, plugin.Unknown, "is it mounted?", "read_profile"},
-		{"s3://e/k", nil, fmt.Errorf("%w: truncated", escrow.ErrBroken), plugin.Critical, "is unusable: truncated", ""},
+		{"s3://e/k", nil, escrow.Broken("truncated"), plugin.Critical, "is unusable: truncated", ""},
 	} {
 		s, msg, bad := zipProblem(zipFacts{Where: tc.where, ZipName: zipName, FindErr: tc.find, ZipErr: tc.broken}, "web1", cfgPath)
 		if s != tc.state || bad != (s != plugin.OK) || !strings.Contains(msg, tc.has) || tc.not != "" && strings.Contains(msg, tc.not) {

@@ -67,7 +67,7 @@ func TestEvaluateProof(t *testing.T) {
 			"no escrow zip for web1 in s3://escrow/keys: the host key exists only on web1: run backup_runner escrow on web1"},
 		{"critical_host_broken_zip", provenWith(func(h *evidence.Host) {
 			h.Escrow.Opened, h.Escrow.Secret, h.Escrow.EncIDs = nil, nil, nil
-			h.Escrow.OpenErr = fmt.Errorf("%w: member \"drym-web1/restore.sh\" fails its CRC check: the zip is damaged", escrow.ErrBroken)
+			h.Escrow.OpenErr = escrow.Broken("member \"drym-web1/restore.sh\" fails its CRC check: the zip is damaged")
 		}), plugin.Critical, "escrow zip " + zipName + " in s3://escrow/keys is unusable: member \"drym-web1/restore.sh\" fails its CRC check"},
 		{"critical_host_record_not_the_zip", provenWith(func(h *evidence.Host) { h.Escrow.SHA256 = strings.Repeat("a", 64) }), plugin.Critical,
 			"the record " + zipName + ".json does not describe the zip beside it"},

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -26,7 +25,7 @@ func zipFile(ctx context.Context, path string, z *zipFacts) {
 		return
 	}
 	if !fi.Mode().IsRegular() {
-		z.ZipErr = fmt.Errorf("%w: not a regular file", escrow.ErrBroken)
+		z.ZipErr = escrow.Broken("not a regular file")
 		return
 	}
 	z.ZipTime, z.ZipSize = fi.ModTime(), fi.Size()
@@ -94,7 +93,7 @@ func readZip(ctx context.Context, s store.Store, z *zipFacts) {
 	case err != nil:
 		z.FindErr = err
 	case int64(len(data)) > escrow.DefaultLimits.MaxZip:
-		z.ZipErr = fmt.Errorf("%w: larger than %d bytes", escrow.ErrBroken, escrow.DefaultLimits.MaxZip)
+		z.ZipErr = escrow.Broken("larger than %d bytes", escrow.DefaultLimits.MaxZip)
 	default:
 		z.inspect(data)
 	}

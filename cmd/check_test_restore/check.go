@@ -94,15 +94,12 @@ func unusable(f facts, now time.Time) (plugin.Result, bool) {
 	read := plugin.StatusRead{SettingsErr: f.SettingsErr, SettingsPath: f.SettingsPath, SettingsHost: f.SettingsHost,
 		Path: f.Path, ReadErr: f.ReadErr}
 	if f.Status == nil {
-		return job.Unusable(read, "", status.Common{}, status.Common{}, now)
+		return job.Unusable(read, nil, status.Common{}, now)
 	}
-	return job.Unusable(read, f.Status.Host, f.Status.Common, status.Common{Finished: lastSuccess(f.Status)}, now)
+	return job.Unusable(read, &f.Status.Common, status.Common{Finished: lastSuccess(f.Status)}, now)
 }
 
-func jobRun(f facts) plugin.JobRun {
-	tr := f.Status
-	return plugin.JobRun{State: tr.State, PID: tr.PID, Started: tr.Started, Finished: tr.Finished, Alive: f.Alive}
-}
+func jobRun(f facts) plugin.JobRun { return plugin.RunOf(&f.Status.Common, f.Alive) }
 
 // judgeLastRun raises what the last run itself says: still running (too
 // long, or its process gone) or failed (the first mismatch shown).

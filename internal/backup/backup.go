@@ -189,7 +189,6 @@ func Run(ctx context.Context, p Params) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	res := Result{Name: name}
 	countFile, restoreMem := limitMemory()
 	defer restoreMem()
 	onFile := func(size int64) {
@@ -198,47 +197,51 @@ func Run(ctx context.Context, p Params) (Result, error) {
 			p.OnFile(size)
 		}
 	}
+	out, err := stream(ctx, p, name, onFile)
+	res := Result{Name: name, Stats: out.stats}
+	if err != nil {
+		return res, err
+	}
+	res.BytesOut = out.bytes
+	res.SHA256 = out.sha256
+	res.KeyIDs = out.keyIDs
+	if err := signObject(ctx, p, name, out.bytes, out.sha256); err != nil {
+		return res, err
+	}
+	res.Signature = name + SignatureSuffix
+	return res, nil
+}
+
+// streamed is what the pipeline made of the sources: the archive's
+// figures, the keys the object is encrypted to, and the stored object's
+// size and SHA-256.
+type streamed struct {
+	stats  archive.Stats
+	keyIDs []string
+	bytes  int64
+	sha256 string
+}
+
+// stream runs the pipeline into the store under name: stage 1
+// (archiveStage) on a goroutine of its own, stage 3 (hash and store) on
+// this one, joined by a bounded pipe. A failure of either stage cancels
+// the other; the error is the one pipelineError names.
+//
+// Stage 1 compresses on every core and writes the frames, in order, from
+// one goroutine of its own (pzstd.go): that goroutine encrypts them too,
+// straight from the frame buffer. CFB is serial, and giving it a stage of
+// its own cost a goroutine hop and a copy of every byte through a pipe,
+// which on small files was a tenth of the run.
+func stream(ctx context.Context, p Params, name string, onFile func(int64)) (streamed, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-
-	// Stage 1 compresses on every core and writes the frames, in order,
-	// from one goroutine of its own (pzstd.go): that goroutine encrypts
-	// them too, straight from the frame buffer. CFB is serial, and giving
-	// it a stage of its own cost a goroutine hop and a copy of every byte
-	// through a pipe, which on small files was a tenth of the run.
 	encrypted := pipe.New(chunkSize, chunkDepth)
+	var out streamed
 	var wg sync.WaitGroup
 	var archErr, encErr error
-	var keyIDs []string
-
-	// Stage 1: walk, read, hash, tar; compress; encrypt.
 	wg.Go(func() {
-		err := func() error {
-			enc, err := crypt.Encrypt(encrypted, p.Recipients)
-			if err != nil {
-				encErr = err
-				return err
-			}
-			keyIDs = enc.KeyIDs()
-			ew := &errWriter{w: enc}
-			zw, err := newParallelZstd(ew, zstdOptions()...)
-			if err != nil {
-				return err
-			}
-			res.Stats, err = archive.Write(ctx, zw, archive.Options{
-				Host: p.Host, Sources: p.Sources, Exclude: p.Exclude, Now: p.Now, OnFile: onFile,
-			})
-			if cerr := zw.Close(); err == nil {
-				err = cerr
-			}
-			if err == nil {
-				if err = enc.Close(); err != nil {
-					ew.err = err
-				}
-			}
-			encErr = ew.err
-			return err
-		}()
+		var err error
+		out.stats, out.keyIDs, encErr, err = archiveStage(ctx, encrypted, p, onFile)
 		if err != nil {
 			archErr = err
 			cancel()
@@ -246,7 +249,6 @@ func Run(ctx context.Context, p Params) (Result, error) {
 		encrypted.CloseWrite(err)
 	})
 
-	// Stage 3 (this goroutine): hash and store.
 	h := sha256.New()
 	n, putErr := p.Store.Put(ctx, name, &pipe.Tap{R: encrypted, Hash: h, OnRead: p.OnOutput})
 	if putErr != nil {
@@ -255,16 +257,40 @@ func Run(ctx context.Context, p Params) (Result, error) {
 	}
 	wg.Wait()
 	if err := pipelineError(ctx, name, archErr, encErr, putErr); err != nil {
-		return res, err
+		return out, err
 	}
-	res.BytesOut = n
-	res.SHA256 = hex.EncodeToString(h.Sum(nil))
-	res.KeyIDs = keyIDs
-	if err := signObject(ctx, p, name, n, res.SHA256); err != nil {
-		return res, err
+	out.bytes = n
+	out.sha256 = hex.EncodeToString(h.Sum(nil))
+	return out, nil
+}
+
+// archiveStage is stage 1: walk, read, hash, tar; compress; encrypt into
+// w. It returns the stage's error and, apart, the encrypter's (which may
+// be the store's, come back through the pipe), so that pipelineError can
+// tell the two apart.
+func archiveStage(ctx context.Context, w io.Writer, p Params, onFile func(int64)) (stats archive.Stats, keyIDs []string, encErr, err error) {
+	enc, err := crypt.Encrypt(w, p.Recipients)
+	if err != nil {
+		return stats, nil, err, err
 	}
-	res.Signature = name + SignatureSuffix
-	return res, nil
+	keyIDs = enc.KeyIDs()
+	ew := &errWriter{w: enc}
+	zw, err := newParallelZstd(ew, zstdOptions()...)
+	if err != nil {
+		return stats, keyIDs, nil, err
+	}
+	stats, err = archive.Write(ctx, zw, archive.Options{
+		Host: p.Host, Sources: p.Sources, Exclude: p.Exclude, Now: p.Now, OnFile: onFile,
+	})
+	if cerr := zw.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		if err = enc.Close(); err != nil {
+			ew.err = err
+		}
+	}
+	return stats, keyIDs, ew.err, err
 }
 
 // check refuses, before anything is read or stored, what would make a

@@ -40,9 +40,25 @@ var DefaultLimits = Limits{MaxZip: 8 << 20, MaxEntries: 32, MaxMember: 1 << 20, 
 // file); the ratio only says "bomb" for larger ones.
 const ratioFloor = 64 << 10
 
-// ErrBroken wraps every reason Inspect refuses a zip: the escrow copy is
-// not usable, and a new one must be shipped.
+// ErrBroken is every reason Inspect refuses a zip (errors.Is): the escrow
+// copy is not usable, and a new one must be shipped. The reason itself is
+// a *BrokenError's (errors.As).
 var ErrBroken = errors.New("escrow zip is unusable")
+
+// BrokenError is why a zip is unusable; it is ErrBroken.
+type BrokenError struct {
+	Reason string // "member \"drym-web1/restore.sh\" fails its CRC check: …"
+}
+
+func (e *BrokenError) Error() string { return ErrBroken.Error() + ": " + e.Reason }
+
+// Is makes a BrokenError ErrBroken.
+func (e *BrokenError) Is(target error) bool { return target == ErrBroken }
+
+// Broken is a *BrokenError whose reason is formatted like fmt.Sprintf.
+func Broken(format string, a ...any) error {
+	return &BrokenError{Reason: fmt.Sprintf(format, a...)}
+}
 
 // Facts is what an escrow zip holds, as far as the checks care.
 type Facts struct {
@@ -67,10 +83,6 @@ type Facts struct {
 	Uncompressed int64
 }
 
-func broken(format string, a ...any) error {
-	return fmt.Errorf("%w: %s", ErrBroken, fmt.Sprintf(format, a...))
-}
-
 // Inspect reads a zip of size bytes from r and checks it fully: bounded
 // entry count, sizes and ratios; safe member names in one drym-<host>/
 // folder; every member read to its end (so its CRC is checked); the required
@@ -79,20 +91,20 @@ func broken(format string, a ...any) error {
 // wraps ErrBroken. Nothing is written anywhere.
 func Inspect(r io.ReaderAt, size int64, lim Limits) (*Facts, error) {
 	if size == 0 {
-		return nil, broken("empty file (0 bytes)")
+		return nil, Broken("empty file (0 bytes)")
 	}
 	if size > lim.MaxZip {
-		return nil, broken("%d bytes, more than the %d a real escrow zip could be", size, lim.MaxZip)
+		return nil, Broken("%d bytes, more than the %d a real escrow zip could be", size, lim.MaxZip)
 	}
 	zr, err := zip.NewReader(r, size)
 	if err != nil && !errors.Is(err, zip.ErrInsecurePath) {
-		return nil, broken("not a readable zip: %v", err)
+		return nil, Broken("not a readable zip: %v", err)
 	}
 	if len(zr.File) == 0 {
-		return nil, broken("the zip has no members")
+		return nil, Broken("the zip has no members")
 	}
 	if len(zr.File) > lim.MaxEntries {
-		return nil, broken("%d entries, more than %d", len(zr.File), lim.MaxEntries)
+		return nil, Broken("%d entries, more than %d", len(zr.File), lim.MaxEntries)
 	}
 	f := &Facts{Contents: map[string][]byte{}}
 	var total int64
@@ -113,20 +125,20 @@ func Inspect(r io.ReaderAt, size int64, lim Limits) (*Facts, error) {
 	}
 	f.Uncompressed = total
 	if f.Host == "" {
-		return nil, broken("no drym-<host>/ folder")
+		return nil, Broken("no drym-<host>/ folder")
 	}
 	for _, m := range requiredMembers {
 		if _, ok := f.Contents[m]; !ok {
-			return nil, broken("member %s/%s is missing", Folder(f.Host), m)
+			return nil, Broken("member %s/%s is missing", Folder(f.Host), m)
 		}
 	}
 	_, bare := f.Contents[MemberSecret]
 	_, enc := f.Contents[MemberSecretEncrypted]
 	switch {
 	case bare && enc:
-		return nil, broken("holds both %s and %s", MemberSecret, MemberSecretEncrypted)
+		return nil, Broken("holds both %s and %s", MemberSecret, MemberSecretEncrypted)
 	case !bare && !enc:
-		return nil, broken("no secret key member (%s or %s): the escrow cannot decrypt anything", MemberSecret, MemberSecretEncrypted)
+		return nil, Broken("no secret key member (%s or %s): the escrow cannot decrypt anything", MemberSecret, MemberSecretEncrypted)
 	}
 	if err := checkSums(f); err != nil {
 		return nil, err
@@ -136,7 +148,7 @@ func Inspect(r io.ReaderAt, size int64, lim Limits) (*Facts, error) {
 	}
 	cfg, err := config.Parse(Folder(f.Host)+"/"+MemberConfig, f.Contents[MemberConfig])
 	if err != nil {
-		return nil, broken("escrowed settings: %v", err)
+		return nil, Broken("escrowed settings: %v", err)
 	}
 	f.Config = cfg
 	return f, nil
@@ -154,26 +166,26 @@ func (f *Facts) admit(zf *zip.File, lim Limits) (string, error) {
 	if f.Host == "" {
 		f.Host = folder
 	} else if folder != f.Host {
-		return "", broken("members in two folders (drym-%s/ and drym-%s/)", f.Host, folder)
+		return "", Broken("members in two folders (drym-%s/ and drym-%s/)", f.Host, folder)
 	}
 	if name == "" {
 		if zf.UncompressedSize64 != 0 {
-			return "", broken("folder entry %q has content", zf.Name)
+			return "", Broken("folder entry %q has content", zf.Name)
 		}
 		return "", nil
 	}
 	_, dup := f.Contents[name]
 	switch {
 	case !knownMember(name):
-		return "", broken("unexpected member %q (an escrow zip holds only %s)", zf.Name, strings.Join(allMembers, ", "))
+		return "", Broken("unexpected member %q (an escrow zip holds only %s)", zf.Name, strings.Join(allMembers, ", "))
 	case dup:
-		return "", broken("member %q appears twice", zf.Name)
+		return "", Broken("member %q appears twice", zf.Name)
 	case !zf.Mode().IsRegular():
-		return "", broken("member %q is not a regular file (%s)", zf.Name, zf.Mode().Type())
+		return "", Broken("member %q is not a regular file (%s)", zf.Name, zf.Mode().Type())
 	case zf.UncompressedSize64 > uint64(lim.MaxMember):
-		return "", broken("member %q claims %d bytes, more than %d", zf.Name, zf.UncompressedSize64, lim.MaxMember)
+		return "", Broken("member %q claims %d bytes, more than %d", zf.Name, zf.UncompressedSize64, lim.MaxMember)
 	case zf.UncompressedSize64 > ratioFloor && (zf.CompressedSize64 == 0 || zf.UncompressedSize64/zf.CompressedSize64 > uint64(lim.MaxRatio)):
-		return "", broken("member %q compresses %d bytes into %d: a zip bomb, not an escrow", zf.Name, zf.UncompressedSize64, zf.CompressedSize64)
+		return "", Broken("member %q compresses %d bytes into %d: a zip bomb, not an escrow", zf.Name, zf.UncompressedSize64, zf.CompressedSize64)
 	}
 	return name, nil
 }
@@ -187,23 +199,23 @@ func knownMember(name string) bool { return slices.Contains(allMembers, name) }
 // folder when unzipped are refused, whatever unzip would make of them.
 func splitName(raw string) (host, name string, err error) {
 	if raw == "" || strings.ContainsAny(raw, "\\\x00") || strings.HasPrefix(raw, "/") || strings.Contains(raw, ":") {
-		return "", "", broken("unsafe member name %q", raw)
+		return "", "", Broken("unsafe member name %q", raw)
 	}
 	for _, part := range strings.Split(strings.TrimSuffix(raw, "/"), "/") {
 		if part == ".." || part == "." || part == "" {
-			return "", "", broken("unsafe member name %q (empty, '.' or '..' parts)", raw)
+			return "", "", Broken("unsafe member name %q (empty, '.' or '..' parts)", raw)
 		}
 	}
 	if path.Clean(raw) != strings.TrimSuffix(raw, "/") {
-		return "", "", broken("unsafe member name %q", raw)
+		return "", "", Broken("unsafe member name %q", raw)
 	}
 	folder, name, _ := strings.Cut(raw, "/")
 	host, ok := strings.CutPrefix(folder, "drym-")
 	if !ok || !config.ValidHost(host) {
-		return "", "", broken("member %q is not under a drym-<host>/ folder", raw)
+		return "", "", Broken("member %q is not under a drym-<host>/ folder", raw)
 	}
 	if strings.Contains(name, "/") {
-		return "", "", broken("unexpected member %q (no subfolders in an escrow zip)", raw)
+		return "", "", Broken("unexpected member %q (no subfolders in an escrow zip)", raw)
 	}
 	return host, name, nil
 }
@@ -212,23 +224,23 @@ func splitName(raw string) (host, name string, err error) {
 // most limit bytes, whatever its header claims.
 func readMember(zf *zip.File, limit int64) ([]byte, error) {
 	if limit <= 0 {
-		return nil, broken("members add up to more than the limit")
+		return nil, Broken("members add up to more than the limit")
 	}
 	rc, err := zf.Open()
 	if err != nil {
-		return nil, broken("member %q: %v", zf.Name, err)
+		return nil, Broken("member %q: %v", zf.Name, err)
 	}
 	defer rc.Close()
 	var buf bytes.Buffer
 	n, err := io.Copy(&buf, io.LimitReader(rc, limit+1))
 	if err != nil {
 		if errors.Is(err, zip.ErrChecksum) {
-			return nil, broken("member %q fails its CRC check: the zip is damaged", zf.Name)
+			return nil, Broken("member %q fails its CRC check: the zip is damaged", zf.Name)
 		}
-		return nil, broken("member %q: %v", zf.Name, err)
+		return nil, Broken("member %q: %v", zf.Name, err)
 	}
 	if n > limit {
-		return nil, broken("member %q is larger than %d bytes", zf.Name, limit)
+		return nil, Broken("member %q is larger than %d bytes", zf.Name, limit)
 	}
 	return buf.Bytes(), nil
 }
@@ -245,22 +257,22 @@ func checkSums(f *Facts) error {
 		}
 		sum, name, ok := strings.Cut(line, "  ")
 		if !ok || len(sum) != 64 {
-			return broken("%s: bad line %q", MemberSums, line)
+			return Broken("%s: bad line %q", MemberSums, line)
 		}
 		name = strings.TrimPrefix(name, "*")
 		data, present := f.Contents[name]
 		if !present {
-			return broken("%s lists %s, which is not in the zip", MemberSums, name)
+			return Broken("%s lists %s, which is not in the zip", MemberSums, name)
 		}
 		h := sha256.Sum256(data)
 		if !strings.EqualFold(sum, hex.EncodeToString(h[:])) {
-			return broken("%s: %s does not match its checksum: the member was altered", MemberSums, name)
+			return Broken("%s: %s does not match its checksum: the member was altered", MemberSums, name)
 		}
 		listed[name] = true
 	}
 	for name := range f.Contents {
 		if name != MemberSums && !listed[name] {
-			return broken("%s does not list %s", MemberSums, name)
+			return Broken("%s does not list %s", MemberSums, name)
 		}
 	}
 	return nil
@@ -269,10 +281,10 @@ func checkSums(f *Facts) error {
 func (f *Facts) parseKeys() error {
 	pub, err := crypt.ParseKeys(f.Contents[MemberPublic])
 	if err != nil {
-		return broken("%s: %v", MemberPublic, err)
+		return Broken("%s: %v", MemberPublic, err)
 	}
 	if len(pub) != 1 {
-		return broken("%s holds %d keys, want 1", MemberPublic, len(pub))
+		return Broken("%s holds %d keys, want 1", MemberPublic, len(pub))
 	}
 	f.Fingerprint = crypt.Fingerprint(pub[0])
 	f.KeyCreated = pub[0].PrimaryKey.CreationTime.UTC()
@@ -280,23 +292,23 @@ func (f *Facts) parseKeys() error {
 	if data, ok := f.Contents[MemberSecret]; ok {
 		sec, err := crypt.ParseKeys(data)
 		if err != nil {
-			return broken("%s: %v", MemberSecret, err)
+			return Broken("%s: %v", MemberSecret, err)
 		}
 		if len(sec) != 1 || sec[0].PrivateKey == nil {
-			return broken("%s holds no single secret key", MemberSecret)
+			return Broken("%s holds no single secret key", MemberSecret)
 		}
 		if got := crypt.Fingerprint(sec[0]); got != f.Fingerprint {
-			return broken("%s is key %s but %s is key %s", MemberSecret, got, MemberPublic, f.Fingerprint)
+			return Broken("%s is key %s but %s is key %s", MemberSecret, got, MemberPublic, f.Fingerprint)
 		}
 		if sec[0].PrivateKey.Encrypted {
-			return broken("%s is protected by a passphrase: the runner and restore.sh cannot use it", MemberSecret)
+			return Broken("%s is protected by a passphrase: the runner and restore.sh cannot use it", MemberSecret)
 		}
 		return nil
 	}
 	f.SecretEncrypted = true
 	ids, err := Recipients(f.Contents[MemberSecretEncrypted])
 	if err != nil {
-		return broken("%s: %v", MemberSecretEncrypted, err)
+		return Broken("%s: %v", MemberSecretEncrypted, err)
 	}
 	f.SecretRecipients = ids
 	return nil

@@ -134,7 +134,7 @@ func Fetch(ctx context.Context, s store.Store, name string, limit int64) ([]byte
 		return nil, fmt.Errorf("reading %s from %s: %w", name, s, err)
 	}
 	if int64(len(data)) > limit {
-		return nil, fmt.Errorf("%w: %s in %s is larger than %d bytes", ErrBroken, name, s, limit)
+		return nil, Broken("%s in %s is larger than %d bytes", name, s, limit)
 	}
 	return data, nil
 }

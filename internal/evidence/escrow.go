@@ -6,7 +6,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
-	"fmt"
 
 	"github.com/ProtonMail/go-crypto/openpgp"
 
@@ -110,7 +109,7 @@ func (e *Escrow) open(ctx context.Context, st store.Store) {
 	if ids, err := EscrowedKeyIDs(z); err == nil {
 		e.EncIDs = ids
 	} else {
-		e.OpenErr = fmt.Errorf("%w: %v", escrow.ErrBroken, err)
+		e.OpenErr = escrow.Broken("%v", err)
 	}
 	if !z.SecretEncrypted {
 		if sec, err := crypt.ParseKeys(z.Contents[escrow.MemberSecret]); err == nil {

@@ -229,10 +229,11 @@ func judgeEscrowFound(r *plugin.Result, h *Host) bool {
 func judgeNoRecord(r *plugin.Result, h *Host) {
 	e := h.Escrow
 	rec := escrow.RecordName(e.Zip.Name)
+	var broken *escrow.BrokenError
 	switch {
-	case e.OpenErr != nil && errors.Is(e.OpenErr, escrow.ErrBroken):
+	case errors.As(e.OpenErr, &broken):
 		r.Raise(plugin.Critical, fmt.Sprintf("escrow zip %s in %s is unusable: %s: %s", e.Zip.Name, e.Where,
-			strings.TrimPrefix(e.OpenErr.Error(), escrow.ErrBroken.Error()+": "), fixEscrow(h.Host)))
+			broken.Reason, fixEscrow(h.Host)))
 	case e.OpenErr != nil:
 		r.Raise(plugin.Unknown, fmt.Sprintf("cannot read escrow zip %s: %v (%s)", e.Zip.Name, e.OpenErr, accessHint(e.Where, e.OpenErr)))
 	case errors.Is(e.RecordErr, store.ErrNotFound):

@@ -28,6 +28,12 @@ type JobRun struct {
 	Alive bool
 }
 
+// RunOf is the last run as the common part of a status file tells it;
+// alive is whether a running job's pid is alive and is the job.
+func RunOf(c *status.Common, alive bool) JobRun {
+	return JobRun{State: c.State, PID: c.PID, Started: c.Started, Finished: c.Finished, Alive: alive}
+}
+
 // Ago renders how long before now t was, to the second. Callers refuse
 // timestamps more than status.ClockSkew ahead first (status.CheckClock,
 // PastAge); within the skew a time ahead reads "0s".
@@ -114,19 +120,23 @@ type StatusRead struct {
 // settings or the file unusable, a file of another host (two settings
 // files sharing a state directory), or timestamps in the future, of the
 // file itself or of the last success it carries (last; zero when there is
-// none). host and file are read only when there was no error. done is
+// none). file is nil when it could not be read (then s says why). done is
 // false when the file can be judged.
-func (j AgeJob) Unusable(s StatusRead, host string, file, last status.Common, now time.Time) (r Result, done bool) {
+func (j AgeJob) Unusable(s StatusRead, file *status.Common, last status.Common, now time.Time) (r Result, done bool) {
 	switch {
 	case s.SettingsErr != nil:
 		return SettingsResult(s.SettingsErr), true
 	case s.ReadErr != nil:
 		return StatusError(s.ReadErr, "no "+j.Noun+" yet", j.Fix), true
 	}
-	if res, bad := HostMismatch(s.Path, host, s.SettingsPath, s.SettingsHost); bad {
+	if file == nil {
+		// Not reached: a file that was not read has a read or settings error.
+		return StatusError(fmt.Errorf("%s: not read", s.Path), "", j.Fix), true
+	}
+	if res, bad := HostMismatch(s.Path, file.Host, s.SettingsPath, s.SettingsHost); bad {
 		return res, true
 	}
-	if err := status.CheckClock(file, now); err != nil {
+	if err := status.CheckClock(*file, now); err != nil {
 		return StatusError(fmt.Errorf("%s: %w", s.Path, err), "", j.Fix), true
 	}
 	if err := status.CheckClock(last, now); err != nil {

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/drym-backup/drym/internal/testutil"
 )
 
 // pattern is n deterministic bytes.
@@ -169,7 +171,10 @@ func TestWriteBehindRanges(t *testing.T) {
 				p = p[m:]
 			}
 			if w.disabled {
-				t.Skip("sync_file_range is refused here: nothing to count")
+				// The kernel or file system of the temp dir refuses
+				// sync_file_range (gVisor, some overlays): nothing to
+				// count here, and a failure in CI, whose runners allow it.
+				testutil.Unable(t, "sync_file_range is refused here: nothing to count")
 			}
 			if w.starts != c.starts || w.waits != c.waits {
 				t.Errorf("%d starts, %d waits; want %d, %d", w.starts, w.waits, c.starts, c.waits)

@@ -166,11 +166,10 @@ func (b *bench) perHost(prefix string) map[string]int {
 	for _, l := range b.s3.reqLog {
 		// "GET /bucket/prefix/host/…" or a listing "GET /bucket?…prefix=prefix%2Fhost%2F…"
 		l = strings.ReplaceAll(l, "%2F", "/")
-		i := strings.Index(l, prefix+"/")
-		if i < 0 {
+		_, rest, ok := strings.Cut(l, prefix+"/")
+		if !ok {
 			continue
 		}
-		rest := l[i+len(prefix)+1:]
 		if host, _, ok := strings.Cut(rest, "/"); ok && strings.HasPrefix(host, "host") {
 			per[host]++
 		}

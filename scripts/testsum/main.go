@@ -10,12 +10,14 @@ package main
 
 import (
 	"bufio"
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"regexp"
-	"sort"
+	"slices"
 	"strings"
 )
 
@@ -116,15 +118,15 @@ func (s *summary) finish() int {
 	}
 	var n int
 	var parts []string
-	reasons := make([]string, 0, len(s.skipped))
-	for r := range s.skipped {
-		reasons = append(reasons, r)
-	}
-	sort.Slice(reasons, func(i, j int) bool { return len(s.skipped[reasons[i]]) > len(s.skipped[reasons[j]]) })
+	// Most skipped first; reasons skipped as often in the order of their
+	// text, so that two runs print the same line.
+	reasons := slices.SortedFunc(maps.Keys(s.skipped), func(a, b string) int {
+		return cmp.Or(cmp.Compare(len(s.skipped[b]), len(s.skipped[a])), strings.Compare(a, b))
+	})
 	for _, r := range reasons {
 		tests := s.skipped[r]
 		n += len(tests)
-		sort.Strings(tests)
+		slices.Sort(tests)
 		parts = append(parts, fmt.Sprintf("%d × %s (%s)", len(tests), r, strings.Join(tests, ", ")))
 	}
 	if n == 0 {

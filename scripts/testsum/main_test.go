@@ -53,3 +53,32 @@ func TestSummary(t *testing.T) {
 		t.Errorf("empty input: exit %d, %q", code, out.String())
 	}
 }
+
+// TestSkippedLine pins the summary line: most skipped reason first, ties in
+// the order of their text, tests in each reason sorted.
+func TestSkippedLine(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		skipped map[string][]string
+		want    string
+	}{
+		{"none", map[string][]string{}, "skipped: none\n"},
+		{"one", map[string][]string{"not root": {"a.TestB", "a.TestA"}},
+			"skipped: 2 tests did not run: 2 × not root (a.TestA, a.TestB)\n"},
+		{"by count", map[string][]string{"zstd not installed": {"a.TestZ"}, "versitygw not installed": {"b.TestS3", "a.TestS3"}},
+			"skipped: 3 tests did not run: 2 × versitygw not installed (a.TestS3, b.TestS3); 1 × zstd not installed (a.TestZ)\n"},
+		{"ties by text", map[string][]string{"c": {"x.T3"}, "a": {"x.T1"}, "b": {"x.T2"}},
+			"skipped: 3 tests did not run: 1 × a (x.T1); 1 × b (x.T2); 1 × c (x.T3)\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var out bytes.Buffer
+			s := &summary{out: &out, output: map[key][]string{}, skipped: tc.skipped, packages: 1}
+			if code := s.finish(); code != 0 {
+				t.Errorf("exit %d without failures", code)
+			}
+			if got := out.String(); got != tc.want {
+				t.Errorf("got\n%s\nwant\n%s", got, tc.want)
+			}
+		})
+	}
+}

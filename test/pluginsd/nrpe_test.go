@@ -107,24 +107,35 @@ func TestNRPEConfig(t *testing.T) {
 			t.Errorf("cmd/%s exists but drym.cfg has no command[%s]", check, check)
 		}
 	}
-	data, _ := os.ReadFile(filepath.Join(pluginsDir(t), "nrpe", "drym.cfg"))
+	data, err := os.ReadFile(filepath.Join(pluginsDir(t), "nrpe", "drym.cfg"))
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, line := range strings.Split(string(data), "\n") {
 		if strings.HasPrefix(strings.TrimSpace(line), "dont_blame_nrpe") {
 			t.Errorf("drym.cfg sets %q: arguments are fixed, leave it to the stock nrpe.cfg (0)", line)
 		}
 	}
 
-	// The commands the monitoring side asks NRPE for must all be defined.
+	// The commands the monitoring side asks NRPE for must all be defined;
+	// a side that asks for none (its file renamed, its syntax changed) fails.
 	asked := map[string][]string{}
-	nagios, _ := os.ReadFile(filepath.Join(pluginsDir(t), "nagios", "drym-commands.cfg"))
+	nagios, err := os.ReadFile(filepath.Join(pluginsDir(t), "nagios", "drym-commands.cfg"))
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, m := range regexp.MustCompile(`check_nrpe .* -c (\S+)`).FindAllStringSubmatch(string(nagios), -1) {
 		asked["nagios"] = append(asked["nagios"], m[1])
 	}
-	icinga, _ := os.ReadFile(filepath.Join(pluginsDir(t), "icinga2", "drym-services.conf"))
+	icinga, err := os.ReadFile(filepath.Join(pluginsDir(t), "icinga2", "drym-services.conf"))
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, m := range regexp.MustCompile(`vars\.nrpe_command = "([^"]+)"`).FindAllStringSubmatch(string(icinga), -1) {
 		asked["icinga2"] = append(asked["icinga2"], m[1])
 	}
-	for side, list := range asked {
+	for _, side := range []string{"nagios", "icinga2"} {
+		list := asked[side]
 		sort.Strings(list)
 		if !slices.Equal(list, want) {
 			t.Errorf("%s asks NRPE for %v, want %v", side, list, want)

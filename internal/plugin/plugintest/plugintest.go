@@ -48,10 +48,12 @@ func Golden(t testing.TB, name, got string) {
 
 // fixes are the marks of a first line that names its fix: a drym command
 // to run, or the admin action the message spells out. A flag alone is not
-// one: "--remote-verify: reading … failed" names no fix, "raise -t" does.
+// one: "--remote-verify: reading … failed" names no fix, "raise -t" or
+// "pass --config" does (each flag a fix may ask for is listed).
 var fixes = []string{
+	"pass --config", "pass --monitoring-config", "pass --allow-unsigned", "pass --backup ",
 	"backup_runner ", "check_backup_age --host", "upgrade drym", "group nagios", "timedatectl", "systemctl",
-	"read_profile", "raise -t", "(see --help)", "see check_", "pass --", "correct the", "chmod ", "chown ",
+	"read_profile", "raise -t", "(see --help)", "see check_", "correct the", "chmod ", "chown ",
 }
 
 // NamesFix reports whether a first line names a command or action that

@@ -15,6 +15,9 @@ func TestNamesFix(t *testing.T) {
 		{"UNKNOWN: reading failed (check the destination, or raise -t for a large backup)", true},
 		{"CRITICAL: something is wrong", false},
 		{"WARNING: --shrink-warning 50% exceeded", false},
+		{"UNKNOWN: needs the settings file: pass --config or set DRYM_CONFIG", true},
+		{"UNKNOWN: pass --verbose to see more", false},
+		{"UNKNOWN: pass --", false},
 	} {
 		if got := NamesFix(tc.line); got != tc.want {
 			t.Errorf("NamesFix(%q) = %v, want %v", tc.line, got, tc.want)
