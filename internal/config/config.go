@@ -457,7 +457,6 @@ func hasControl(s string) bool {
 	return strings.ContainsFunc(s, func(r rune) bool { return r < 0x20 || r == 0x7f })
 }
 
-
 // PublicKeyFile is where the public half of the host key lives: beside the
 // secret one, host-key.asc → host-key.pub.asc.
 func (c *Config) PublicKeyFile() string {
