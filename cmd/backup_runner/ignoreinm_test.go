@@ -48,6 +48,7 @@ func testDoctorIgnoresIfNoneMatch(t *testing.T, srv *testutil.S3Server) {
 	// drym/web1/ and keys/.
 	proxyReplaces(t, srv, proxy)
 	shipped(t, srv)
+	lifecycle(t, srv) // where the server has rules: else SeaweedFS's doctor warns of none
 
 	f := newFixture(t)
 	f.env = append(srv.Env(), "HTTP_PROXY=", "http_proxy=", "NO_PROXY=", "no_proxy=", "AWS_CA_BUNDLE=")
