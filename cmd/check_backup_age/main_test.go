@@ -676,8 +676,11 @@ func testBinaryRemoteS3(t *testing.T, s *testutil.S3Server) {
 	remote := fmt.Sprintf("endpoint = %q\npath_style = true\nprofile = %q\nread_profile = %q\n", s.Endpoint, s.PutProfile, s.ReadProfile)
 	cfg := writeSettings(t, h.keyFile, h.state, "s3://"+s.Bucket+"/drym", remote)
 	// s.Env() drops the machine's AWS_* variables, but plugintest.Run starts
-	// from os.Environ(): blank AWS_CA_BUNDLE explicitly (store's custom
-	// *http.Client cannot take a CA bundle; reported to the lead).
+	// from os.Environ(): blank AWS_CA_BUNDLE explicitly. The store honours a
+	// CA bundle (internal/store TestS3WithCABundle), so one set on the
+	// machine running the tests would be loaded here, and one that cannot
+	// be read fails the SDK's settings before any request; this plain-HTTP
+	// endpoint needs none.
 	env := append(s.Env(), "AWS_CA_BUNDLE=")
 
 	r := runBin(t, env, "--config", cfg, "--remote")

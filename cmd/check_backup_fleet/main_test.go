@@ -122,7 +122,7 @@ func monitoring(t *testing.T, srv *testutil.S3Server, endpoint, keys, extra stri
 // with the objects a host stored (3 or 10,000).
 func TestBinaryFleet(t *testing.T) {
 	if testing.Short() {
-		t.Skip("starts versitygw")
+		t.Skip("starts S3 servers (versitygw and SeaweedFS)")
 	}
 	testutil.ForEachS3(t, testBinaryFleet)
 }
@@ -270,7 +270,7 @@ func testBinaryFleet(t *testing.T, srv *testutil.S3Server) {
 // hung endpoint at least one request.
 func TestBinaryHungEndpoint(t *testing.T) {
 	if testing.Short() {
-		t.Skip("starts versitygw")
+		t.Skip("starts S3 servers (versitygw and SeaweedFS)")
 	}
 	testutil.ForEachS3(t, testBinaryHungEndpoint)
 }

@@ -40,9 +40,10 @@ type CountingProxy struct {
 	// URL is the endpoint to give the client instead of the target's.
 	URL string
 
-	mu   sync.Mutex
-	reqs []CountedRequest
-	hang chan struct{}
+	mu        sync.Mutex
+	reqs      []CountedRequest
+	hang      chan struct{}
+	ignoreINM bool
 }
 
 // StartCountingProxy proxies to target (an http:// endpoint) until the
@@ -65,7 +66,7 @@ func StartCountingProxy(t testing.TB, target string) *CountingProxy {
 	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		p.mu.Lock()
 		p.reqs = append(p.reqs, CountedRequest{Method: r.Method, Kind: kind(r), Path: r.URL.Path, Query: r.URL.RawQuery})
-		hang := p.hang
+		hang, ignoreINM := p.hang, p.ignoreINM
 		p.mu.Unlock()
 		if hang != nil {
 			select { // an endpoint that accepts and never answers
@@ -73,6 +74,13 @@ func StartCountingProxy(t testing.TB, target string) *CountingProxy {
 			case <-r.Context().Done():
 			}
 			return
+		}
+		if ignoreINM && r.Header.Get("If-None-Match") != "" {
+			if err := unconditional(r); err != nil {
+				// Not an S3 answer: the test's own set-up is wrong.
+				http.Error(w, "drym test proxy: "+err.Error(), http.StatusBadGateway)
+				return
+			}
 		}
 		rp.ServeHTTP(w, r)
 	})}
@@ -107,6 +115,15 @@ func (p *CountingProxy) Hang(on bool) {
 		close(p.hang)
 		p.hang = nil
 	}
+}
+
+// IgnoreIfNoneMatch makes the proxy act as a server that ignores the
+// If-None-Match header (true), or pass it on again (false); see
+// unconditional.
+func (p *CountingProxy) IgnoreIfNoneMatch(on bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.ignoreINM = on
 }
 
 // Reset forgets the requests seen so far.
