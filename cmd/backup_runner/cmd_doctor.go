@@ -206,8 +206,13 @@ func (c *storeCheck) promiseRows() {
 	switch p.Upload.Result {
 	case store.ProbeOK:
 		how := "created it"
-		if !p.Created {
+		switch {
+		case !p.Created:
 			how = "it exists, and the server refused to replace it"
+		case c.ao.Overwrite == status.ProbeIgnored:
+			// A server that ignores the condition answers 200 whether the
+			// probe object was new or an earlier run's: it cannot tell.
+			how = "created or replaced it: the server does not refuse an existing name"
 		}
 		t.add(rOK, "upload", "PUT %s%s with If-None-Match: * (%s)", c.ws, c.probe, how)
 	case status.ProbeDenied:

@@ -67,6 +67,11 @@ func testDoctorIgnoresIfNoneMatch(t *testing.T, srv *testutil.S3Server) {
 		if res != "FAIL" || !strings.Contains(detail, "the server ignores If-None-Match and replaced the probe object, and nothing keeps the old bytes") {
 			t.Errorf("%s overwrite refused: %s %s", section, res, detail)
 		}
+		// The upload cannot know whether it created the probe object or
+		// replaced an earlier run's, so it must not claim to have created it.
+		if res, detail := doctorRow(t, out, section, "upload"); res != "ok" || !strings.Contains(detail, "created or replaced it") {
+			t.Errorf("%s upload: %s %s", section, res, detail)
+		}
 		if res, detail := doctorRow(t, out, section, "delete denied"); res != "ok" || !strings.Contains(detail, "answered 403") {
 			t.Errorf("%s delete denied: %s %s", section, res, detail)
 		}
