@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -109,21 +108,6 @@ func lifecycle(t *testing.T, srv *testutil.S3Server) bool {
 func strPtr(s string) *string { return &s }
 func int32Ptr(i int32) *int32 { return &i }
 
-// checkAge runs check_backup_age against the fixture's state.
-func checkAge(t *testing.T, f *kit) (string, int) {
-	t.Helper()
-	cmd := exec.Command(testutil.Binary(t, "check_backup_age"), "--config", f.cfg)
-	cmd.Env = f.env
-	out, err := cmd.Output()
-	code := 0
-	if ee, ok := err.(*exec.ExitError); ok {
-		code = ee.ExitCode()
-	} else if err != nil {
-		t.Fatal(err)
-	}
-	return string(out), code
-}
-
 // With drym's shipped policies the doctor is all green on every server,
 // init says nothing against it, and every backup records that the promise
 // held: check_backup_age says so.
@@ -190,7 +174,7 @@ func testDoctorShippedPolicies(t *testing.T, srv *testutil.S3Server) {
 	if len(keys) != 4 || keys[2] != keys[0]+".sig" || keys[3] != "drym/web1/"+store.ProbeName {
 		t.Errorf("destination holds %v", keys)
 	}
-	out, code = checkAge(t, f)
+	out, code = f.check("check_backup_age")
 	if code != 0 || !strings.Contains(out, "append-only: holds") {
 		t.Errorf("check_backup_age: exit %d\n%s", code, out)
 	}
@@ -198,10 +182,8 @@ func testDoctorShippedPolicies(t *testing.T, srv *testutil.S3Server) {
 		t.Errorf("status:\n%s", out)
 	}
 	// check_key_escrow finds the real zip beside the escrow's probe object.
-	cmd := exec.Command(testutil.Binary(t, "check_key_escrow"), "--config", f.cfg)
-	cmd.Env = f.env
-	if out, err := cmd.Output(); err != nil || !strings.HasPrefix(string(out), "OK: escrow zip drym-escrow-web1-") {
-		t.Errorf("check_key_escrow: %v\n%s", err, out)
+	if out, code := f.check("check_key_escrow"); code != 0 || !strings.HasPrefix(out, "OK: escrow zip drym-escrow-web1-") {
+		t.Errorf("check_key_escrow: exit %d\n%s", code, out)
 	}
 	// list, test-restore and restore pass the probe object by.
 	if out, errOut, code := f.run("list"); code != 0 || strings.Contains(out, store.ProbeName) {
@@ -248,7 +230,7 @@ func testDoctorWriteCanDelete(t *testing.T, srv *testutil.S3Server) {
 	if ao := f.backupStatus().AppendOnly; ao == nil || ao.Held || ao.Delete != status.ProbeAllowed || ao.DeleteVersion != status.ProbeAllowed {
 		t.Fatalf("backup.json append_only: %+v", ao)
 	}
-	out, code = checkAge(t, f)
+	out, code = f.check("check_backup_age")
 	if code != 2 || !strings.HasPrefix(out, "CRITICAL: this host can delete its backups in s3://"+srv.Bucket+"/drym") {
 		t.Errorf("check_backup_age: exit %d\n%s", code, out)
 	}

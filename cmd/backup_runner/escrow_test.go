@@ -118,7 +118,7 @@ func TestInitShipsEscrowToDropDir(t *testing.T) {
 		t.Fatalf("after a settings change: %d zips, first unchanged: %v", len(after), bytes.Equal(after[name], data))
 	}
 
-	if out, code := checkEscrow(t, h); code != 0 {
+	if out, code := h.check("check_key_escrow"); code != 0 {
 		t.Fatalf("check_key_escrow after escrowing the changed settings: exit %d\n%s", code, out)
 	}
 
@@ -130,7 +130,7 @@ func TestInitShipsEscrowToDropDir(t *testing.T) {
 	}
 	// Before the fix the check must alert (the escrowed settings are no
 	// longer those in force), or clearing it below would prove nothing.
-	if out, code := checkEscrow(t, h); code == 0 || !strings.Contains(out, "backup_runner escrow") {
+	if out, code := h.check("check_key_escrow"); code == 0 || !strings.Contains(out, "backup_runner escrow") {
 		t.Fatalf("check_key_escrow after the revert, before escrow: exit %d, want an alert naming backup_runner escrow\n%s", code, out)
 	}
 	out = h.mustRun("escrow")
@@ -158,25 +158,9 @@ func TestInitShipsEscrowToDropDir(t *testing.T) {
 	}
 	// The fix the alert named has cleared it, the same day, as the real
 	// check run by Nagios sees it.
-	if out, code := checkEscrow(t, h); code != 0 || !strings.HasPrefix(out, "OK: escrow zip "+st.Zip) {
+	if out, code := h.check("check_key_escrow"); code != 0 || !strings.HasPrefix(out, "OK: escrow zip "+st.Zip) {
 		t.Fatalf("check_key_escrow after escrow: exit %d, want OK on %s\n%s", code, st.Zip, out)
 	}
-}
-
-// checkEscrow runs the real check_key_escrow binary with the kit's
-// settings, as Nagios would, and returns its output and exit code.
-func checkEscrow(t *testing.T, k *kit) (string, int) {
-	t.Helper()
-	cmd := exec.Command(testutil.Binary(t, "check_key_escrow"), "--config", k.cfg)
-	cmd.Env = k.env
-	out, err := cmd.Output()
-	code := 0
-	if ee, ok := err.(*exec.ExitError); ok {
-		code = ee.ExitCode()
-	} else if err != nil {
-		t.Fatal(err)
-	}
-	return string(out), code
 }
 
 func TestEscrowWithoutDestination(t *testing.T) {

@@ -91,7 +91,7 @@ func testDoctorIgnoresIfNoneMatch(t *testing.T, srv *testutil.S3Server) {
 		t.Fatalf("backup.json append_only: %+v", ao)
 	}
 	when := ao.Checked.UTC().Format(time.RFC3339)
-	out, code = checkAge(t, f)
+	out, code = f.check("check_backup_age")
 	t.Logf("check_backup_age:\n%s", out)
 	dest := "s3://" + srv.Bucket + "/drym"
 	// The wording of golden warning_append_only_overwrite.
@@ -127,7 +127,7 @@ func testDoctorIgnoresIfNoneMatch(t *testing.T, srv *testutil.S3Server) {
 	if ao := f.backupStatus().AppendOnly; ao == nil || !ao.Held || ao.Overwrite != status.ProbeIgnored || ao.Versioning != status.ProbeEnabled {
 		t.Fatalf("backup.json append_only: %+v", ao)
 	}
-	if out, code := checkAge(t, f); code != 0 || !strings.Contains(out, "append-only: holds (probed ") ||
+	if out, code := f.check("check_backup_age"); code != 0 || !strings.Contains(out, "append-only: holds (probed ") ||
 		!strings.Contains(out, "overwrite ignored, versioning enabled") {
 		t.Errorf("check_backup_age: exit %d\n%s", code, out)
 	}

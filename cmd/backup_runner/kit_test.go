@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/drym-backup/drym/internal/plugin/plugintest"
 	"github.com/drym-backup/drym/internal/status"
 	"github.com/drym-backup/drym/internal/testutil"
 )
@@ -98,6 +99,14 @@ func (k *kit) run(args ...string) (stdout, stderr string, code int) {
 		k.t.Fatalf("backup_runner %v: %v", args, err)
 	}
 	return o.String(), e.String(), code
+}
+
+// check runs a real check binary with the kit's settings, as Nagios
+// would, and returns its stdout and exit code.
+func (k *kit) check(name string, args ...string) (string, int) {
+	k.t.Helper()
+	res := plugintest.Run(k.t, name, k.env, append([]string{"--config", k.cfg}, args...)...)
+	return res.Stdout, res.Code
 }
 
 // mustRun runs backup_runner, fails the test unless it exits 0, and
