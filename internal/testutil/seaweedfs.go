@@ -102,9 +102,18 @@ func (seaweedfs) setup(ctx context.Context, s *S3Server) error {
 	// (about 5 s): take that wait here, with a write that root removes again,
 	// so the tests' first upload is as fast as their later ones and the
 	// bucket holds only what the tests put there.
+	// Until it has, a write may fail with a 500 InternalError (seen after
+	// the SDK's three attempts): retry until the start's deadline.
 	warm := aws.String("drym-warmup")
-	if _, err := root.PutObject(ctx, &s3.PutObjectInput{Bucket: &s.Bucket, Key: warm, Body: strings.NewReader("warm")}); err != nil {
-		return fmt.Errorf("first write: %w", err)
+	for {
+		if _, err = root.PutObject(ctx, &s3.PutObjectInput{Bucket: &s.Bucket, Key: warm, Body: strings.NewReader("warm")}); err == nil {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("first write: %w", errors.Join(err, ctx.Err()))
+		case <-time.After(500 * time.Millisecond):
+		}
 	}
 	if _, err := root.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: &s.Bucket, Key: warm}); err != nil {
 		return fmt.Errorf("delete the first write: %w", err)

@@ -178,8 +178,17 @@ func (b *bench) startS3(engine string) error {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-	if _, err := s.client.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(s3Bucket), Key: aws.String("warm-up"), Body: strings.NewReader("x")}); err != nil {
-		return fmt.Errorf("%s: first write: %w", engine, err)
+	// Until the first volumes exist a write may fail with a 500
+	// InternalError, even after the SDK's own retries: retry here too.
+	for {
+		_, err := s.client.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(s3Bucket), Key: aws.String("warm-up"), Body: strings.NewReader("x")})
+		if err == nil {
+			break
+		}
+		if ctx.Err() != nil {
+			return fmt.Errorf("%s: first write: %w", engine, err)
+		}
+		time.Sleep(500 * time.Millisecond)
 	}
 	b.note("%s on 127.0.0.1 ready for writes %s after its start", engine, time.Since(start).Round(100*time.Millisecond))
 	return nil
