@@ -14,7 +14,6 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"strings"
 
@@ -140,7 +139,7 @@ func Parse(path string, data []byte) (*Config, error) {
 	if und := md.Undecoded(); len(und) > 0 {
 		key := und[0]
 		msg := fmt.Sprintf("unknown key %q", key.String())
-		if credentialKey.MatchString(key[len(key)-1]) {
+		if looksLikeCredential(key[len(key)-1]) {
 			msg += " (drym never stores credentials: use the AWS credential chain — environment, ~/.aws/credentials with profile/read_profile, or an instance role)"
 		}
 		if len(key) == 1 && md.Type(key...) == "Hash" {
@@ -163,7 +162,15 @@ func Parse(path string, data []byte) (*Config, error) {
 	return &c, nil
 }
 
-var credentialKey = regexp.MustCompile(`(?i)(access|secret|token|password|credential)`)
+// looksLikeCredential: a key named like a credential gets the hint that
+// drym never stores them. A plain word list, not a regexp: a package-level
+// regexp is compiled when every check binary starts.
+func looksLikeCredential(key string) bool {
+	k := strings.ToLower(key)
+	return slices.ContainsFunc([]string{"access", "secret", "token", "password", "credential"}, func(w string) bool {
+		return strings.Contains(k, w)
+	})
+}
 
 // lineOf finds the line where key was set: toml reports undecoded keys without
 // positions, so search for the table header (a key that is a table) or the

@@ -174,3 +174,15 @@ func FuzzNameRules(f *testing.F) {
 		}
 	})
 }
+
+func TestLooksLikeCredential(t *testing.T) {
+	for key, want := range map[string]bool{
+		"aws_access_key_id": true, "Secret": true, "session_token": true, "PASSWORD": true,
+		"credentials": true, "url": false, "profile": false, "read_profile": false,
+		"sources": false, "key_file": false, "host": false,
+	} {
+		if got := looksLikeCredential(key); got != want {
+			t.Errorf("looksLikeCredential(%q) = %v, want %v", key, got, want)
+		}
+	}
+}
