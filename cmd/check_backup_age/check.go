@@ -13,14 +13,9 @@ import (
 
 // facts is everything gather found; evaluate judges it without I/O.
 type facts struct {
-	SettingsErr error
-	// SettingsPath and SettingsHost are the settings file read and its
-	// host ("" without a settings file).
-	SettingsPath, SettingsHost string
-	Path                       string // backup.json
-	ReadErr                    error
-	Status                     *status.Backup
-	Alive                      bool // a running job's pid is alive and is the job
+	plugin.StatusRead // Path is backup.json
+	Status            *status.Backup
+	Alive             bool // a running job's pid is alive and is the job
 	// Remote is set when --remote was asked for (or the store could not
 	// be used).
 	Remote *remoteFacts
@@ -49,8 +44,7 @@ func judged(b *status.Backup) *status.BackupRun {
 func gather(ctx context.Context, a *args) facts {
 	var b status.Backup
 	js := a.ReadJobStatus(ctx, status.BackupFile, &b)
-	f := facts{SettingsErr: js.SettingsErr, SettingsPath: js.SettingsPath, SettingsHost: js.SettingsHost,
-		Path: js.Path, ReadErr: js.ReadErr, Alive: js.Alive}
+	f := facts{StatusRead: js.StatusRead, Alive: js.Alive}
 	if js.SettingsErr != nil || js.ReadErr != nil {
 		return f
 	}
@@ -98,16 +92,14 @@ func evaluate(f facts, a args, now time.Time) plugin.Result {
 // unusable is the result when there is nothing to judge yet (see
 // plugin.AgeJob.Unusable).
 func unusable(f facts, now time.Time) (plugin.Result, bool) {
-	read := plugin.StatusRead{SettingsErr: f.SettingsErr, SettingsPath: f.SettingsPath, SettingsHost: f.SettingsHost,
-		Path: f.Path, ReadErr: f.ReadErr}
 	if f.Status == nil {
-		return job.Unusable(read, nil, status.Common{}, now)
+		return job.Unusable(f.StatusRead, nil, status.Common{}, now)
 	}
 	var last status.Common
 	if run := judged(f.Status); run != nil {
 		last = status.Common{Started: run.Started, Finished: run.Finished}
 	}
-	return job.Unusable(read, &f.Status.Common, last, now)
+	return job.Unusable(f.StatusRead, &f.Status.Common, last, now)
 }
 
 func jobRun(f facts) plugin.JobRun { return plugin.RunOf(&f.Status.Common, f.Alive) }

@@ -92,7 +92,9 @@ func parseErr(data string) error {
 	return fmt.Errorf("%s: %w", statePath, err)
 }
 
-func ok(b *status.Backup) facts { return facts{Path: statePath, Status: b} }
+func ok(b *status.Backup) facts {
+	return facts{StatusRead: plugin.StatusRead{Path: statePath}, Status: b}
+}
 
 func withRemote(f facts, rf remoteFacts) facts {
 	if rf.Where == "" {
@@ -164,7 +166,7 @@ func TestEvaluate(t *testing.T) {
 		{"critical_first_running", func() facts {
 			b := running(backup(time.Hour), 10*time.Minute)
 			b.LastSuccess, b.History = nil, nil
-			return facts{Path: statePath, Status: b, Alive: true}
+			return facts{StatusRead: plugin.StatusRead{Path: statePath}, Status: b, Alive: true}
 		}(), nil, plugin.Critical, "no backup yet: the first backup is still running (pid 5151, for 10m)"},
 		{"critical_failed", ok(failed(backup(20*time.Hour), 30*time.Minute, "cannot upload to s3://backups/drym: AccessDenied")), nil, plugin.Critical,
 			"last backup failed 30m ago: cannot upload to s3://backups/drym: AccessDenied; fix that and run backup_runner backup"},
@@ -196,17 +198,17 @@ func TestEvaluate(t *testing.T) {
 			b.WarningList = []string{"/srv/x: permission denied"}
 			return withRemote(ok(b), remoteFacts{Err: fmt.Errorf("HeadObject s3://backups/drym/web1/x: %w", store.ErrNotFound)})
 		}(), nil, plugin.Critical, "is missing from s3://backups/drym (deleted"},
-		{"critical_not_set_up", facts{SettingsErr: &plugin.NotSetUpError{Missing: "no settings file /etc/drym/drym.toml"}}, nil, plugin.Critical,
+		{"critical_not_set_up", facts{StatusRead: plugin.StatusRead{SettingsErr: &plugin.NotSetUpError{Missing: "no settings file /etc/drym/drym.toml"}}}, nil, plugin.Critical,
 			"not set up: run backup_runner init (no settings file /etc/drym/drym.toml)"},
-		{"unknown_bad_settings", facts{SettingsErr: errors.New("cannot use settings: /etc/drym/drym.toml:3: unknown key \"hots\"")}, nil, plugin.Unknown,
+		{"unknown_bad_settings", facts{StatusRead: plugin.StatusRead{SettingsErr: errors.New("cannot use settings: /etc/drym/drym.toml:3: unknown key \"hots\"")}}, nil, plugin.Unknown,
 			"cannot use settings: /etc/drym/drym.toml:3: unknown key"},
-		{"critical_no_backup_yet", facts{Path: statePath, ReadErr: fmt.Errorf("%s: %w", statePath, status.ErrNotExist)}, nil, plugin.Critical,
+		{"critical_no_backup_yet", facts{StatusRead: plugin.StatusRead{Path: statePath, ReadErr: fmt.Errorf("%s: %w", statePath, status.ErrNotExist)}}, nil, plugin.Critical,
 			"no backup yet: run backup_runner backup (no /var/lib/drym/backup.json)"},
-		{"unknown_schema", facts{Path: statePath, ReadErr: parseErr(`{"schema": 2, "job": "backup"}`)}, nil, plugin.Unknown,
+		{"unknown_schema", facts{StatusRead: plugin.StatusRead{Path: statePath, ReadErr: parseErr(`{"schema": 2, "job": "backup"}`)}}, nil, plugin.Unknown,
 			"unknown status schema 2 (this drym reads schema 1; upgrade drym on this host)"},
-		{"unknown_corrupt", facts{Path: statePath, ReadErr: parseErr(`{"schema": 1, "job": "backup", "state": "ok", "started": "2026-03-10T08:00:00Z"`)}, nil, plugin.Unknown,
+		{"unknown_corrupt", facts{StatusRead: plugin.StatusRead{Path: statePath, ReadErr: parseErr(`{"schema": 1, "job": "backup", "state": "ok", "started": "2026-03-10T08:00:00Z"`)}}, nil, plugin.Unknown,
 			"status file is corrupt"},
-		{"unknown_permission", facts{Path: statePath, ReadErr: &os.PathError{Op: "open", Path: statePath, Err: syscall.EACCES}}, nil, plugin.Unknown,
+		{"unknown_permission", facts{StatusRead: plugin.StatusRead{Path: statePath, ReadErr: &os.PathError{Op: "open", Path: statePath, Err: syscall.EACCES}}}, nil, plugin.Unknown,
 			"permission denied (the check runs as user nagios"},
 		{"unknown_future", ok(backup(-time.Hour)), nil, plugin.Unknown, "backup.json: timestamp in the future: 2026-03-10T12:55:50Z is 55m50s ahead of this host's clock (check NTP); fix the clock (timedatectl status)"},
 		{"ok_small_skew", ok(backup(-2 * time.Minute)), nil, plugin.OK, "last backup 0s ago"},

@@ -13,14 +13,9 @@ import (
 
 // facts is everything gather found; evaluate judges it without I/O.
 type facts struct {
-	SettingsErr error
-	// SettingsPath and SettingsHost are the settings file read and its
-	// host ("" without a settings file).
-	SettingsPath, SettingsHost string
-	Path                       string // test-restore.json
-	ReadErr                    error
-	Status                     *status.TestRestore
-	Alive                      bool // a running job's pid is alive and is the job
+	plugin.StatusRead // Path is test-restore.json
+	Status            *status.TestRestore
+	Alive             bool // a running job's pid is alive and is the job
 }
 
 // job is how this check words the test-restore job (the judgement is
@@ -34,8 +29,7 @@ var job = plugin.AgeJob{
 func gather(ctx context.Context, a *args) facts {
 	var tr status.TestRestore
 	js := a.ReadJobStatus(ctx, status.TestRestoreFile, &tr)
-	f := facts{SettingsErr: js.SettingsErr, SettingsPath: js.SettingsPath, SettingsHost: js.SettingsHost,
-		Path: js.Path, ReadErr: js.ReadErr, Alive: js.Alive}
+	f := facts{StatusRead: js.StatusRead, Alive: js.Alive}
 	if js.SettingsErr == nil && js.ReadErr == nil {
 		f.Status = &tr
 	}
@@ -91,12 +85,10 @@ func evaluate(f facts, a args, now time.Time) plugin.Result {
 // unusable is the result when there is nothing to judge yet (see
 // plugin.AgeJob.Unusable).
 func unusable(f facts, now time.Time) (plugin.Result, bool) {
-	read := plugin.StatusRead{SettingsErr: f.SettingsErr, SettingsPath: f.SettingsPath, SettingsHost: f.SettingsHost,
-		Path: f.Path, ReadErr: f.ReadErr}
 	if f.Status == nil {
-		return job.Unusable(read, nil, status.Common{}, now)
+		return job.Unusable(f.StatusRead, nil, status.Common{}, now)
 	}
-	return job.Unusable(read, &f.Status.Common, status.Common{Finished: lastSuccess(f.Status)}, now)
+	return job.Unusable(f.StatusRead, &f.Status.Common, status.Common{Finished: lastSuccess(f.Status)}, now)
 }
 
 func jobRun(f facts) plugin.JobRun { return plugin.RunOf(&f.Status.Common, f.Alive) }

@@ -55,7 +55,9 @@ func failedTR(tr *status.TestRestore, ref time.Time, ago time.Duration, msg stri
 	return tr
 }
 
-func ok(tr *status.TestRestore) facts { return facts{Path: statePath, Status: tr} }
+func ok(tr *status.TestRestore) facts {
+	return facts{StatusRead: plugin.StatusRead{Path: statePath}, Status: tr}
+}
 
 func parseErr(data string) error {
 	var tr status.TestRestore
@@ -107,25 +109,25 @@ func TestEvaluate(t *testing.T) {
 			tr.LastSuccess = time.Time{}
 			return ok(tr)
 		}(), nil, plugin.Critical, "failed 1h ago: no backups in s3://backups/drym/web1/"},
-		{"ok_running", facts{Path: statePath, Status: runningTR(restore(now, 2*day), now, 10*time.Minute), Alive: true}, nil, plugin.OK,
+		{"ok_running", facts{StatusRead: plugin.StatusRead{Path: statePath}, Status: runningTR(restore(now, 2*day), now, 10*time.Minute), Alive: true}, nil, plugin.OK,
 			"last test restore succeeded 2d ago; another is running (pid 5252, for 10m)"},
-		{"warning_running_long", facts{Path: statePath, Status: runningTR(restore(now, 2*day), now, 13*time.Hour), Alive: true}, nil, plugin.Warning,
+		{"warning_running_long", facts{StatusRead: plugin.StatusRead{Path: statePath}, Status: runningTR(restore(now, 2*day), now, 13*time.Hour), Alive: true}, nil, plugin.Warning,
 			"test restore running for 13h (pid 5252), longer than --max-runtime 12h"},
 		{"critical_died", ok(runningTR(restore(now, 2*day), now, 10*time.Minute)), nil, plugin.Critical,
 			"test restore died: the one started 10m ago (pid 5252) is gone without finishing"},
 		{"critical_first_running", func() facts {
 			tr := runningTR(restore(now, 2*day), now, 10*time.Minute)
 			tr.LastSuccess = time.Time{}
-			return facts{Path: statePath, Status: tr, Alive: true}
+			return facts{StatusRead: plugin.StatusRead{Path: statePath}, Status: tr, Alive: true}
 		}(), nil, plugin.Critical, "no test restore yet: the first one is still running (pid 5252, for 10m)"},
-		{"critical_not_set_up", facts{SettingsErr: &plugin.NotSetUpError{Missing: "no settings file /etc/drym/drym.toml"}}, nil, plugin.Critical,
+		{"critical_not_set_up", facts{StatusRead: plugin.StatusRead{SettingsErr: &plugin.NotSetUpError{Missing: "no settings file /etc/drym/drym.toml"}}}, nil, plugin.Critical,
 			"not set up: run backup_runner init (no settings file /etc/drym/drym.toml)"},
-		{"critical_never", facts{Path: statePath, ReadErr: fmt.Errorf("%s: %w", statePath, status.ErrNotExist)}, nil, plugin.Critical,
+		{"critical_never", facts{StatusRead: plugin.StatusRead{Path: statePath, ReadErr: fmt.Errorf("%s: %w", statePath, status.ErrNotExist)}}, nil, plugin.Critical,
 			"no test restore yet: run backup_runner test-restore (no /var/lib/drym/test-restore.json)"},
-		{"unknown_schema", facts{Path: statePath, ReadErr: parseErr(`{"schema": 7}`)}, nil, plugin.Unknown, "unknown status schema 7"},
-		{"unknown_corrupt", facts{Path: statePath, ReadErr: parseErr(`{"schema": 1, "job": "backup"}`)}, nil, plugin.Unknown,
+		{"unknown_schema", facts{StatusRead: plugin.StatusRead{Path: statePath, ReadErr: parseErr(`{"schema": 7}`)}}, nil, plugin.Unknown, "unknown status schema 7"},
+		{"unknown_corrupt", facts{StatusRead: plugin.StatusRead{Path: statePath, ReadErr: parseErr(`{"schema": 1, "job": "backup"}`)}}, nil, plugin.Unknown,
 			"status file is corrupt: job is \"backup\", want \"test-restore\": run backup_runner test-restore to rewrite it"},
-		{"unknown_permission", facts{Path: statePath, ReadErr: &os.PathError{Op: "open", Path: statePath, Err: syscall.EACCES}}, nil, plugin.Unknown,
+		{"unknown_permission", facts{StatusRead: plugin.StatusRead{Path: statePath, ReadErr: &os.PathError{Op: "open", Path: statePath, Err: syscall.EACCES}}}, nil, plugin.Unknown,
 			"permission denied (the check runs as user nagios"},
 		{"unknown_future", ok(restore(now, -time.Hour)), nil, plugin.Unknown, "timestamp in the future"},
 		{"unknown_future_last_success", func() facts {

@@ -108,7 +108,7 @@ func (j AgeJob) JudgeAge(r *Result, last time.Time, warn, crit AgeRange, now tim
 
 // StatusRead is how reading a job's status file went, before any judging.
 type StatusRead struct {
-	SettingsErr error // the settings or state dir cannot be used
+	SettingsErr error // the settings or state dir cannot be used: nothing else was read
 	// SettingsPath and SettingsHost are the settings file read and its
 	// host ("" without a settings file).
 	SettingsPath, SettingsHost string

@@ -54,16 +54,13 @@ func HostMismatch(statusPath, statusHost, settingsPath, settingsHost string) (r 
 }
 
 // JobStatus is what a check read of its job's status file in the state
-// directory: the settings it found the directory by, the file, and whether
-// a running job's process is alive.
+// directory: how the reading went (StatusRead: the settings file and host,
+// the status file, the errors), the settings it found the directory by, and
+// whether a running job's process is alive.
 type JobStatus struct {
-	Settings     *config.Config // nil without a settings file (--state-dir alone)
-	SettingsErr  error          // the settings or state dir cannot be used: nothing else was read
-	SettingsPath string         // "" without a settings file
-	SettingsHost string
-	Path         string // the status file
-	ReadErr      error  // the status file cannot be read
-	Alive        bool   // the job is running and its pid is alive and is the job
+	StatusRead
+	Settings *config.Config // nil without a settings file (--state-dir alone)
+	Alive    bool           // the job is running and its pid is alive and is the job
 }
 
 // ReadJobStatus finds the state directory (see Settings), reads the status
