@@ -461,11 +461,17 @@ func lutimes(p string, ts []unix.Timespec) error {
 // identical copy is still a change.
 func inodeTree(t *testing.T, dir string) map[string]string {
 	t.Helper()
+	return statTree(t, dir, func(st *unix.Stat_t) string { return fmt.Sprintf(" ino %d", st.Ino) })
+}
+
+// statTree is treeSnapshot with what describe says of each entry's lstat.
+func statTree(t *testing.T, dir string, describe func(*unix.Stat_t) string) map[string]string {
+	t.Helper()
 	snap := treeSnapshot(t, dir, true)
 	for rel := range snap {
 		var st unix.Stat_t
 		if err := unix.Lstat(filepath.Join(dir, rel), &st); err == nil {
-			snap[rel] += fmt.Sprintf(" ino %d", st.Ino)
+			snap[rel] += describe(&st)
 		}
 	}
 	return snap
@@ -806,14 +812,9 @@ func TestRestoreInterruptedWhileUnpacking(t *testing.T) {
 // already had.
 func untouchedTree(t *testing.T, dir string) map[string]string {
 	t.Helper()
-	snap := inodeTree(t, dir)
-	for rel := range snap {
-		var st unix.Stat_t
-		if err := unix.Lstat(filepath.Join(dir, rel), &st); err == nil {
-			snap[rel] += fmt.Sprintf(" mtime %d.%09d ctime %d.%09d", st.Mtim.Sec, st.Mtim.Nsec, st.Ctim.Sec, st.Ctim.Nsec)
-		}
-	}
-	return snap
+	return statTree(t, dir, func(st *unix.Stat_t) string {
+		return fmt.Sprintf(" ino %d mtime %d.%09d ctime %d.%09d", st.Ino, st.Mtim.Sec, st.Mtim.Nsec, st.Ctim.Sec, st.Ctim.Nsec)
+	})
 }
 
 // reencrypt is the plaintext of the host's object obj under a fresh
