@@ -165,11 +165,13 @@ type aheadQueue struct {
 }
 
 // fill submits the directory's regular files from entry i on, in batches,
-// while batches are free. It never waits: when a nested directory holds
-// them all, the files are archived by the writer alone.
+// while batches are free, up to the next subdirectory: the batches are all
+// taken and free again when the walk goes down into it, so the directories
+// below get the whole read-ahead too. It never waits: when no batch is
+// free, the files are archived by the writer alone.
 func (a *writer) fill(q *aheadQueue, dirfd int, lv *dirLevel, name string, i int) {
 	q.next = max(q.next, i)
-	for len(q.batches) < readAheadDepth && q.next < len(lv.ents) {
+	for len(q.batches) < readAheadDepth && q.next < len(lv.ents) && !descends(lv.ents[q.next].typ) {
 		var b *aheadBatch
 		select {
 		case b = <-a.ahead.free:
@@ -177,7 +179,7 @@ func (a *writer) fill(q *aheadQueue, dirfd int, lv *dirLevel, name string, i int
 			return
 		}
 		b.dirfd, b.files, b.data = dirfd, b.files[:0], b.data[:0]
-		for q.next < len(lv.ents) && len(b.files) < readAheadFiles {
+		for q.next < len(lv.ents) && len(b.files) < readAheadFiles && !descends(lv.ents[q.next].typ) {
 			e, idx := lv.ents[q.next], q.next
 			q.next++
 			if e.typ != unix.DT_REG {
@@ -195,6 +197,18 @@ func (a *writer) fill(q *aheadQueue, dirfd int, lv *dirLevel, name string, i int
 		b.done = make(chan struct{})
 		q.batches = append(q.batches, b)
 		a.ahead.work <- b // never blocks: there are no more batches than its room
+	}
+}
+
+// descends: an entry of this type may be a directory the walk goes into.
+func descends(typ uint8) bool { return typ == unix.DT_DIR || typ == unix.DT_UNKNOWN }
+
+// release frees the batches the writer has taken every file of (before
+// the walk goes down into a subdirectory).
+func (a *writer) release(q *aheadQueue) {
+	for len(q.batches) > 0 && q.head == len(q.batches[0].files) {
+		a.ahead.free <- q.batches[0]
+		q.batches, q.head = q.batches[1:], 0
 	}
 }
 

@@ -161,6 +161,9 @@ func (a *writer) walkDir(fd int, path, name string, depth int) error {
 				err = a.addRegAt(fd, cname, path, child)
 			}
 		case unix.DT_DIR:
+			if a.ahead != nil {
+				a.release(&q)
+			}
 			err = a.addDirAt(fd, cname, path, child, depth)
 		default:
 			err = a.add(joinName(path, string(base)), child)
