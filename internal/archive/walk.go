@@ -127,7 +127,9 @@ func (a *writer) walkDir(fd int, path, name string, depth int) error {
 		a.stats.warn(name, err)
 		return nil
 	}
-	for _, e := range lv.ents {
+	var q aheadQueue
+	defer a.drain(&q)
+	for i, e := range lv.ents {
 		if err := a.ctx.Err(); err != nil {
 			return err
 		}
@@ -150,8 +152,18 @@ func (a *writer) walkDir(fd int, path, name string, depth int) error {
 		var err error
 		switch typ {
 		case unix.DT_REG:
-			err = a.addRegAt(fd, cname, path, child)
+			if a.ahead != nil {
+				a.fill(&q, fd, lv, name, i)
+			}
+			if f, b := a.take(&q, i); f != nil {
+				err = a.addAhead(f, b, fd, cname, path, child)
+			} else {
+				err = a.addRegAt(fd, cname, path, child)
+			}
 		case unix.DT_DIR:
+			if a.ahead != nil {
+				a.release(&q)
+			}
 			err = a.addDirAt(fd, cname, path, child, depth)
 		default:
 			err = a.add(joinName(path, string(base)), child)

@@ -214,8 +214,10 @@ func TestWalkChanges(t *testing.T) {
 			changed := false
 			var buf bytes.Buffer
 			// "a" is archived first (names are sorted): the change comes
-			// after the directory was read, before b and c are reached.
-			st, err := Write(context.Background(), &buf, Options{Host: "h", Sources: []string{src}, Now: time.Now(), OnFile: func(int64) {
+			// after the directory was read, before b and c are reached
+			// (serial: no reader has opened b yet; the read-ahead's own
+			// hand-back is TestReadOne's).
+			st, err := Write(context.Background(), &buf, Options{Host: "h", Sources: []string{src}, Now: time.Now(), serial: true, OnFile: func(int64) {
 				if !changed {
 					changed = true
 					tc.change(t, src)

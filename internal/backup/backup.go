@@ -25,7 +25,6 @@ import (
 	"time"
 
 	"github.com/ProtonMail/go-crypto/openpgp"
-	"github.com/klauspost/compress/zstd"
 
 	"github.com/drym-backup/drym/internal/archive"
 	"github.com/drym-backup/drym/internal/crypt"
@@ -156,29 +155,6 @@ func limitMemory() (onFile func(), restore func()) {
 		}
 }
 
-// zstdOptions: level 1 ("fastest", like `zstd -1`) with a 1 MiB window.
-// SpeedDefault (where a sample showed it pays) kept a 100,000-small-file
-// object within 2 % of the stock pipeline's (SpeedFastest: 6 %: klauspost's
-// fastest stores 3.4 % more than `zstd -1` for the same tar, and a drym
-// stream also carries the manifest), but with it the runner's
-// TestDoctorAddressing (a backup with the wrong S3 addressing style, through
-// a proxy) failed reproducibly: the server hung up mid-request instead of
-// answering, so the error lost its path_style hint. Until that is
-// understood, the level stays fastest. The window bounds memory on both
-// sides (the encoder keeps two windows of history, a restore needs one),
-// and it must not be paired with WithLowerEncoderMem: that keeps history at
-// window + one block, so every 128 KiB block moves the whole window down —
-// with the default 8 MiB window that memmove was 28 % of the stage's CPU
-// (archive+zstd of the 1 GiB bench tree: 4.2 s CPU → 2.0 s). Segments are
-// compressed in parallel (pzstd.go).
-func zstdOptions() []zstd.EOption {
-	return []zstd.EOption{
-		zstd.WithEncoderLevel(zstd.SpeedFastest),
-		zstd.WithEncoderCRC(true),
-		zstd.WithWindowSize(1 << 20),
-	}
-}
-
 // Run makes one backup. On error nothing is visible in the store under the
 // new name (the store's Put guarantees it), and the error names the stage.
 func Run(ctx context.Context, p Params) (Result, error) {
@@ -275,7 +251,7 @@ func archiveStage(ctx context.Context, w io.Writer, p Params, onFile func(int64)
 	}
 	keyIDs = enc.KeyIDs()
 	ew := &errWriter{w: enc}
-	zw, err := newParallelZstd(ew, zstdOptions()...)
+	zw, err := newParallelZstd(ew)
 	if err != nil {
 		return stats, keyIDs, nil, err
 	}

@@ -4,8 +4,6 @@ import (
 	"io"
 	"runtime"
 	"sync"
-
-	"github.com/klauspost/compress/zstd"
 )
 
 // Compression is the longest serial stage of a backup (≈ 2 s of CPU for the
@@ -32,7 +30,7 @@ type zjob struct {
 }
 
 type parallelZstd struct {
-	enc   *zstd.Encoder
+	enc   *segmentEncoder
 	w     io.Writer
 	cur   *zjob
 	queue chan *zjob // in submission order, to the ordered writer
@@ -42,12 +40,12 @@ type parallelZstd struct {
 	err   error
 }
 
-// newParallelZstd returns a WriteCloser compressing to w with opts, with up
-// to GOMAXPROCS segments compressing at once. Close flushes and waits; it
-// does not close w.
-func newParallelZstd(w io.Writer, opts ...zstd.EOption) (*parallelZstd, error) {
+// newParallelZstd returns a WriteCloser compressing to w, with up to
+// GOMAXPROCS segments compressing at once (segment.go says how). Close
+// flushes and waits; it does not close w.
+func newParallelZstd(w io.Writer) (*parallelZstd, error) {
 	workers := max(runtime.GOMAXPROCS(0), 1)
-	enc, err := zstd.NewWriter(nil, append(opts, zstd.WithEncoderConcurrency(workers))...)
+	enc, err := newSegmentEncoder(workers)
 	if err != nil {
 		return nil, err
 	}
@@ -102,7 +100,12 @@ func (z *parallelZstd) submit() {
 	j.done = make(chan struct{})
 	z.queue <- j
 	go func() {
-		j.out = z.enc.EncodeAll(j.in, j.out[:0])
+		out, err := z.enc.encode(j.out[:0], j.in)
+		if err != nil {
+			z.setErr(err)
+		} else {
+			j.out = out
+		}
 		close(j.done)
 	}()
 }
@@ -135,6 +138,6 @@ func (z *parallelZstd) Close() error {
 	}
 	close(z.queue)
 	<-z.wdone
-	z.enc.Close()
+	z.enc.close()
 	return z.error()
 }

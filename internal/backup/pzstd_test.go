@@ -29,7 +29,7 @@ func TestParallelZstdRoundTrip(t *testing.T) {
 	for _, size := range []int{1, 100, segmentSize - 1, segmentSize, segmentSize + 1, 3*segmentSize + 5} {
 		for _, ws := range []int{size, 4096, 1 << 20} {
 			var out bytes.Buffer
-			z, err := newParallelZstd(&out, zstdOptions()...)
+			z, err := newParallelZstd(&out)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -71,7 +71,7 @@ func (f *failWriter) Write(b []byte) (int, error) {
 // A failing destination stops the writer with its error instead of
 // blocking or losing it.
 func TestParallelZstdWriteError(t *testing.T) {
-	z, err := newParallelZstd(&failWriter{n: 1}, zstdOptions()...)
+	z, err := newParallelZstd(&failWriter{n: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -111,7 +111,7 @@ func TestParallelZstdDeterministic(t *testing.T) {
 	var first []byte
 	for run := range 4 {
 		var out bytes.Buffer
-		z, err := newParallelZstd(&out, zstdOptions()...)
+		z, err := newParallelZstd(&out)
 		if err != nil {
 			t.Fatal(err)
 		}
