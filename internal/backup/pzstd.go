@@ -40,7 +40,7 @@ type parallelZstd struct {
 	enc   *segmentEncoder
 	w     io.Writer
 	cur   *zjob
-	files int // files that ended in cur
+	files int        // files that ended in cur
 	queue chan *zjob // in submission order, to the ordered writer
 	free  chan *zjob
 	wdone chan struct{}
