@@ -256,7 +256,11 @@ func archiveStage(ctx context.Context, w io.Writer, p Params, onFile func(int64)
 		return stats, keyIDs, nil, err
 	}
 	stats, err = archive.Write(ctx, zw, archive.Options{
-		Host: p.Host, Sources: p.Sources, Exclude: p.Exclude, Now: p.Now, OnFile: onFile,
+		Host: p.Host, Sources: p.Sources, Exclude: p.Exclude, Now: p.Now,
+		OnFile: func(size int64) {
+			zw.fileDone()
+			onFile(size)
+		},
 	})
 	if cerr := zw.Close(); err == nil {
 		err = cerr

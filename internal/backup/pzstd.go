@@ -26,13 +26,21 @@ const (
 
 type zjob struct {
 	in, out []byte
+	small   bool // compressed at the small-file level (segment_*.go)
 	done    chan struct{}
 }
+
+// smallFiles is how many files ending in one segment make it a segment of
+// small files (less than 16 KiB a file on average), worth the stronger
+// level: there every file adds its manifest entry, whose SHA-256 does not
+// compress, and a better ratio on the content pays for it.
+const smallFiles = 64
 
 type parallelZstd struct {
 	enc   *segmentEncoder
 	w     io.Writer
 	cur   *zjob
+	files int        // files that ended in cur
 	queue chan *zjob // in submission order, to the ordered writer
 	free  chan *zjob
 	wdone chan struct{}
@@ -94,13 +102,18 @@ func (z *parallelZstd) setErr(err error) {
 	z.mu.Unlock()
 }
 
+// fileDone counts a file that ended in the current segment. It is called
+// on the goroutine that writes.
+func (z *parallelZstd) fileDone() { z.files++ }
+
 func (z *parallelZstd) submit() {
 	j := z.cur
 	z.cur = nil
+	j.small, z.files = z.files >= smallFiles, 0
 	j.done = make(chan struct{})
 	z.queue <- j
 	go func() {
-		out, err := z.enc.encode(j.out[:0], j.in)
+		out, err := z.enc.encode(j.out[:0], j.in, j.small)
 		if err != nil {
 			z.setErr(err)
 		} else {

@@ -29,8 +29,9 @@ func newSegmentEncoder(workers int) (*segmentEncoder, error) {
 	return &segmentEncoder{enc: enc}, nil
 }
 
-// encode appends the zstd frame of src to dst[:0].
-func (e *segmentEncoder) encode(dst, src []byte) ([]byte, error) {
+// encode appends the zstd frame of src to dst[:0], at one level whatever
+// the segment holds.
+func (e *segmentEncoder) encode(dst, src []byte, _ bool) ([]byte, error) {
 	return e.enc.EncodeAll(src, dst[:0]), nil
 }
 
