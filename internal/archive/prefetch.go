@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"hash"
+	"io"
 	"sync"
 
 	"golang.org/x/sys/unix"
@@ -170,6 +171,9 @@ type aheadQueue struct {
 // below get the whole read-ahead too. It never waits: when no batch is
 // free, the files are archived by the writer alone.
 func (a *writer) fill(q *aheadQueue, dirfd int, lv *dirLevel, name string, i int) {
+	if a.ahead == nil {
+		return // Options.serial
+	}
 	q.next = max(q.next, i)
 	for len(q.batches) < readAheadDepth && q.next < len(lv.ents) && !descends(lv.ents[q.next].typ) {
 		var b *aheadBatch
@@ -204,7 +208,7 @@ func (a *writer) fill(q *aheadQueue, dirfd int, lv *dirLevel, name string, i int
 func descends(typ uint8) bool { return typ == unix.DT_DIR || typ == unix.DT_UNKNOWN }
 
 // release frees the batches the writer has taken every file of (before
-// the walk goes down into a subdirectory).
+// the walk goes down into a subdirectory, and as take moves on).
 func (a *writer) release(q *aheadQueue) {
 	for len(q.batches) > 0 && q.head == len(q.batches[0].files) {
 		a.ahead.free <- q.batches[0]
@@ -216,13 +220,8 @@ func (a *writer) release(q *aheadQueue) {
 // batch), and its batch, which stays the writer's until the next take or
 // drain.
 func (a *writer) take(q *aheadQueue, i int) (*aheadFile, *aheadBatch) {
-	for len(q.batches) > 0 {
+	for a.release(q); len(q.batches) > 0; a.release(q) {
 		b := q.batches[0]
-		if q.head == len(b.files) {
-			q.batches, q.head = q.batches[1:], 0
-			a.ahead.free <- b
-			continue
-		}
 		f := &b.files[q.head]
 		if f.idx > i {
 			return nil, nil
@@ -276,17 +275,14 @@ func (a *writer) addAhead(f *aheadFile, b *aheadBatch, dirfd int, cname *byte, d
 	if err != nil {
 		return err
 	}
-	content := b.data[f.off : f.off+int(size)]
+	var body io.Writer = a.tw
 	if raw {
-		if _, err := a.out.Write(content); err != nil {
-			return err
-		}
-		if pad := blockPad(size); pad > 0 {
-			if _, err := a.out.Write(zeroBlock[:pad]); err != nil {
-				return err
-			}
-		}
-	} else if _, err := a.tw.Write(content); err != nil {
+		body = a.out
+	}
+	if _, err := body.Write(b.data[f.off : f.off+int(size)]); err != nil {
+		return err
+	}
+	if err := a.padRaw(raw, size); err != nil {
 		return err
 	}
 	a.sum = append(a.sum[:0], f.sum[:]...)

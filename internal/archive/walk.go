@@ -152,18 +152,14 @@ func (a *writer) walkDir(fd int, path, name string, depth int) error {
 		var err error
 		switch typ {
 		case unix.DT_REG:
-			if a.ahead != nil {
-				a.fill(&q, fd, lv, name, i)
-			}
+			a.fill(&q, fd, lv, name, i)
 			if f, b := a.take(&q, i); f != nil {
 				err = a.addAhead(f, b, fd, cname, path, child)
 			} else {
 				err = a.addRegAt(fd, cname, path, child)
 			}
 		case unix.DT_DIR:
-			if a.ahead != nil {
-				a.release(&q)
-			}
+			a.release(&q)
 			err = a.addDirAt(fd, cname, path, child, depth)
 		default:
 			err = a.add(joinName(path, string(base)), child)

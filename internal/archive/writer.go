@@ -494,14 +494,20 @@ func (a *writer) addFile(fd int, st *unix.Stat_t, path, name string, hdr *tar.He
 	} else if grown {
 		a.stats.warn(name, grew(size))
 	}
-	if raw {
-		if pad := blockPad(size); pad > 0 {
-			if _, err := a.out.Write(zeroBlock[:pad]); err != nil {
-				return err
-			}
-		}
+	if err := a.padRaw(raw, size); err != nil {
+		return err
 	}
 	return a.fileDone(&entry, size)
+}
+
+// padRaw pads a member of size bytes written raw (not through tw, which
+// pads its own) to the tar block size.
+func (a *writer) padRaw(raw bool, size int64) error {
+	if pad := blockPad(size); raw && pad > 0 {
+		_, err := a.out.Write(zeroBlock[:pad])
+		return err
+	}
+	return nil
 }
 
 // zeroBlock pads raw members to the tar block size.
@@ -773,10 +779,7 @@ func (a *writer) writeManifest() error {
 	if written != size {
 		return fmt.Errorf("manifest: %d bytes written, %d announced", written, size)
 	}
-	if raw {
-		_, err = a.out.Write(zeroBlock[:blockPad(size)])
-	}
-	return err
+	return a.padRaw(raw, size)
 }
 
 func (a *writer) userName(uid int) string {

@@ -49,7 +49,7 @@ type parallelZstd struct {
 }
 
 // newParallelZstd returns a WriteCloser compressing to w, with up to
-// GOMAXPROCS segments compressing at once (segment.go says how). Close
+// GOMAXPROCS segments compressing at once (segment_cgo.go says how). Close
 // flushes and waits; it does not close w.
 func newParallelZstd(w io.Writer) (*parallelZstd, error) {
 	workers := max(runtime.GOMAXPROCS(0), 1)

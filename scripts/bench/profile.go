@@ -124,9 +124,10 @@ func profileRun(tree, keyFile, out string, only string) error {
 	return nil
 }
 
-// segmentWriter compresses 1 MiB segments one at a time at the backup's
-// level (libzstd level 2), so that the archive+zstd stage shows the
-// compressor's share without the parallel pipeline around it.
+// segmentWriter compresses 1 MiB segments one at a time at libzstd level
+// 2 (the backup's level for segments of small files; others get level 1),
+// so that the archive+zstd stage shows the compressor's share without the
+// parallel pipeline around it.
 type segmentWriter struct {
 	w       io.Writer
 	zc      czstd.Ctx
