@@ -26,6 +26,7 @@ build:
 # (internal/backup/segment_purego.go): its round trip runs here too.
 test: build
 	CGO_ENABLED=0 $(GO) test -count=1 -run 'TestParallelZstd' ./internal/backup
+	$(GO) test -count=1 -tags purego -run 'TestSeal|TestSHA1State|TestSEIPD|TestCFB' ./internal/crypt
 	@set -o pipefail; DRYM_BIN=$(BIN) $(GO) test -race -count=1 -timeout 40m -json ./... | $(GO) run ./scripts/testsum
 
 test-short: build
@@ -37,6 +38,10 @@ demo: build
 vet:
 	$(GO) vet ./...
 	CGO_ENABLED=0 $(GO) vet ./cmd/... ./internal/...
+	$(GO) vet -tags purego ./internal/crypt
+	GOARCH=arm64 $(GO) vet ./internal/crypt
+	@# seal_amd64.s is what its generator writes
+	t=$$(mktemp) && (cd internal/crypt && $(GO) run gen_sealasm.go $$t) && cmp internal/crypt/seal_amd64.s $$t; rc=$$?; rm -f $$t; exit $$rc
 
 staticcheck:
 	@command -v staticcheck >/dev/null || GOBIN=$(TOOLS) $(GO) install honnef.co/go/tools/cmd/staticcheck@v0.8.2

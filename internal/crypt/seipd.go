@@ -22,7 +22,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"hash"
 	"io"
 	"strconv"
 
@@ -97,9 +96,8 @@ func (c *cfb) xor(dst, src []byte) {
 
 // seipdWriter is the io.WriteCloser Encrypt returns.
 type seipdWriter struct {
-	w   io.Writer
-	cfb *cfb
-	mdc hash.Hash
+	w  io.Writer
+	sl sealer // the CFB encryption and the MDC hash
 	// out holds one outer partial chunk: out[0] is its length octet, then
 	// up to partialSize bytes of SEIPD body (ciphertext).
 	out  []byte
@@ -168,7 +166,7 @@ func newSEIPDWriter(w io.Writer, to []*openpgp.Entity, c *packet.Config) (*seipd
 		return nil, err
 	}
 	s := &seipdWriter{
-		w: w, cfb: newCFB(block), mdc: sha1.New(),
+		w: w, sl: newSealer(block, key),
 		out: make([]byte, 1+partialSize), lit: make([]byte, 0, partialSize),
 		keyIDs: ids,
 	}
@@ -195,18 +193,28 @@ func newSEIPDWriter(w io.Writer, to []*openpgp.Entity, c *packet.Config) (*seipd
 	return s, nil
 }
 
-// body appends SEIPD body bytes that are not encrypted (the version octet).
-func (s *seipdWriter) body(b []byte) { s.put(b, false) }
+// How put transforms bytes on their way into the SEIPD body.
+const (
+	putAsIs      = iota // not encrypted, not hashed: the version octet
+	putSealed           // hashed into the MDC and encrypted: the plaintext
+	putEncrypted        // encrypted only: the MDC packet
+)
 
-// put appends b to the SEIPD body, encrypted when encrypt is set, writing a
+// body appends SEIPD body bytes that are not encrypted (the version octet).
+func (s *seipdWriter) body(b []byte) { s.put(b, putAsIs) }
+
+// put appends b to the SEIPD body, transformed as how says, writing a
 // partial chunk whenever one is full.
-func (s *seipdWriter) put(b []byte, encrypt bool) {
+func (s *seipdWriter) put(b []byte, how int) {
 	for len(b) > 0 && s.err == nil {
 		n := min(len(b), partialSize-s.outN)
 		dst := s.out[1+s.outN : 1+s.outN+n]
-		if encrypt {
-			s.cfb.xor(dst, b[:n])
-		} else {
+		switch how {
+		case putSealed:
+			s.sl.seal(dst, b[:n])
+		case putEncrypted:
+			s.sl.encrypt(dst, b[:n])
+		default:
 			copy(dst, b[:n])
 		}
 		s.outN += n
@@ -220,10 +228,7 @@ func (s *seipdWriter) put(b []byte, encrypt bool) {
 }
 
 // plain hashes plaintext into the MDC and encrypts it straight into out.
-func (s *seipdWriter) plain(b []byte) {
-	s.mdc.Write(b)
-	s.put(b, true)
-}
+func (s *seipdWriter) plain(b []byte) { s.put(b, putSealed) }
 
 var errClosed = errors.New("crypt: write after Close")
 
@@ -287,10 +292,10 @@ func (s *seipdWriter) Close() error {
 	s.plain(s.lit)
 	var trailer [2 + sha1.Size]byte
 	trailer[0], trailer[1] = 0xC0|tagMDC, sha1.Size
-	s.mdc.Write(trailer[:2])
-	copy(trailer[2:], s.mdc.Sum(nil))
-	s.mdc.Reset()
-	s.put(trailer[:], true) // the MDC is not hashed into itself
+	s.sl.hash(trailer[:2])
+	sum := s.sl.sum()
+	copy(trailer[2:], sum[:])
+	s.put(trailer[:], putEncrypted) // the MDC is not hashed into itself
 	if s.err != nil {
 		return s.err
 	}
