@@ -353,6 +353,7 @@ func (b *bench) checks() error {
 	if err != nil {
 		return fmt.Errorf("%s: %w (apt-get install monitoring-plugins-basic)", ref, err)
 	}
+	b.floors(refD)
 	for _, c := range []struct {
 		name   string
 		args   []string
@@ -377,6 +378,37 @@ func (b *bench) checks() error {
 		b.note("%s said: %s", c.name, first)
 	}
 	return nil
+}
+
+// floors times what no check can beat on this machine, timed the same way
+// as the checks: starting a process that does nothing (/bin/true), and one
+// that starts the Go runtime and does nothing (an empty main, built here).
+// They are there so that a start-up row is read against them.
+func (b *bench) floors(refD time.Duration) {
+	progs := [][]string{{"/bin/true", "/bin/true"}}
+	dir, err := os.MkdirTemp(b.dir, "empty-go-")
+	if err == nil {
+		defer os.RemoveAll(dir)
+		bin := filepath.Join(dir, "empty")
+		os.WriteFile(filepath.Join(dir, "main.go"), []byte("package main\n\nfunc main() {}\n"), 0o644)
+		cmd := exec.Command("go", "build", "-trimpath", "-ldflags", "-s -w", "-o", bin, "main.go")
+		cmd.Dir = dir
+		cmd.Env = append(os.Environ(), "GO111MODULE=off")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			b.note("empty Go program not built (%v: %s): no Go start-up floor", err, strings.TrimSpace(string(out)))
+		} else {
+			progs = append(progs, []string{"empty Go program", bin})
+		}
+	}
+	for _, p := range progs {
+		d, _, err := median(b.checkRuns, nil, p[1])
+		if err != nil {
+			b.note("%s: %v: no floor figure", p[0], err)
+			continue
+		}
+		b.add(row{"floor: " + p[0] + ": median wall", fmt.Sprintf("%.1f ms", ms(d)), fmt.Sprintf("%.1f ms (check_file_age)", ms(refD)),
+			fmt.Sprintf("%.2f×", d.Seconds()/refD.Seconds()), "info", ""})
+	}
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
