@@ -6,11 +6,13 @@ package deb
 import (
 	"bufio"
 	"bytes"
+	"debug/elf"
 	"os"
 	"os/exec"
 	"os/user"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -136,6 +138,26 @@ func TestPackageContents(t *testing.T) {
 			t.Errorf("%s: %q, want %q", field, got, want)
 		}
 	}
+	// The plugins start on every Nagios run: they are static (no cgo, no
+	// dynamic loader); only backup_runner links libc, for libzstd.
+	tree := t.TempDir()
+	run(t, "dpkg-deb", "-x", deb, tree)
+	for _, p := range wantPaths {
+		if !strings.HasPrefix(p, "/usr/sbin/") && !strings.HasPrefix(p, "/usr/lib/nagios/plugins/") {
+			continue
+		}
+		f, err := elf.Open(filepath.Join(tree, p))
+		if err != nil {
+			t.Errorf("%s: %v", p, err)
+			continue
+		}
+		dynamic := slices.ContainsFunc(f.Progs, func(p *elf.Prog) bool { return p.Type == elf.PT_INTERP })
+		f.Close()
+		if want := p == "/usr/sbin/backup_runner"; dynamic != want {
+			t.Errorf("%s: dynamically linked %v, want %v", p, dynamic, want)
+		}
+	}
+
 	version := strings.TrimSpace(run(t, "dpkg-deb", "-f", deb, "Version"))
 	if !strings.Contains(filepath.Base(deb), "_"+version+"_") {
 		t.Errorf("file name %s does not carry the version %s", filepath.Base(deb), version)
