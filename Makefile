@@ -7,7 +7,6 @@ LDFLAGS := -s -w -X github.com/drym-backup/drym/internal/version.Version=$(VERSI
 # built without cgo, static binaries that start without the dynamic loader
 # (3-9 ms of every Nagios run on a small VM) and run on any amd64 host.
 CHECKS := check_backup_age check_test_restore check_key_escrow check_backup_fleet
-BINARIES := backup_runner $(CHECKS)
 BIN := $(CURDIR)/bin
 # Tools (staticcheck, versitygw, weed, govulncheck) live outside the repo.
 TOOLS ?= $(HOME)/.cache/drym-tools/bin

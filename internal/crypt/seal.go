@@ -13,6 +13,7 @@ package crypt
 // run one after the other.
 
 import (
+	"crypto/aes"
 	"crypto/cipher"
 	"crypto/sha1"
 	"encoding/binary"
@@ -33,13 +34,26 @@ type sealer interface {
 	sum() [sha1.Size]byte
 }
 
-// newSealer starts the CFB stream (all-zero IV) and the MDC hash for the
-// session key key, whose cipher is block.
-func newSealer(block cipher.Block, key []byte) sealer {
-	if sealAsm && len(key) == 32 {
-		return &fusedSealer{cfb: newCFB(block), rk: expandKey256(key), sha: newSHA1()}
+// newSealer starts the CFB stream (AES, all-zero IV) and the MDC hash for
+// the session key key.
+func newSealer(key []byte) (sealer, error) {
+	block, err := aes.NewCipher(key)
+	if err != nil {
+		return nil, err
 	}
+	if sealAsm && len(key) == 32 {
+		return newFusedSealer(block, key), nil
+	}
+	return newPortableSealer(block), nil
+}
+
+func newPortableSealer(block cipher.Block) *portableSealer {
 	return &portableSealer{cfb: newCFB(block), mdc: sha1.New()}
+}
+
+// newFusedSealer needs sealAsm and an AES-256 key.
+func newFusedSealer(block cipher.Block, key []byte) *fusedSealer {
+	return &fusedSealer{cfb: newCFB(block), rk: expandKey256(key), sha: newSHA1()}
 }
 
 // portableSealer hashes, then encrypts.

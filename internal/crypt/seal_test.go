@@ -18,9 +18,9 @@ func sealers(t *testing.T, key []byte) map[string]sealer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := map[string]sealer{"portable": &portableSealer{cfb: newCFB(b), mdc: sha1.New()}}
+	s := map[string]sealer{"portable": newPortableSealer(b)}
 	if sealAsm {
-		s["fused"] = &fusedSealer{cfb: newCFB(b), rk: expandKey256(key), sha: newSHA1()}
+		s["fused"] = newFusedSealer(b, key)
 	}
 	return s
 }

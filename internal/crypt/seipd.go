@@ -15,7 +15,6 @@ package crypt
 // their last two (RFC 4880 §13.9 with step 7 omitted, as SEIPD requires).
 
 import (
-	"crypto/aes"
 	"crypto/cipher"
 	"crypto/rand"
 	"crypto/sha1"
@@ -161,12 +160,12 @@ func newSEIPDWriter(w io.Writer, to []*openpgp.Entity, c *packet.Config) (*seipd
 		}
 		ids = append(ids, KeyID(k.PublicKey.KeyId))
 	}
-	block, err := aes.NewCipher(key)
+	sl, err := newSealer(key)
 	if err != nil {
 		return nil, err
 	}
 	s := &seipdWriter{
-		w: w, sl: newSealer(block, key),
+		w: w, sl: sl,
 		out: make([]byte, 1+partialSize), lit: make([]byte, 0, partialSize),
 		keyIDs: ids,
 	}
